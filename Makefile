@@ -1,0 +1,38 @@
+# make demo : set up .venv if needed, then run the live emotion demo on the shipped model
+# make test : set up .venv (and the audio system packages) if needed, then ruff + pytest
+# Both are idempotent and fast once set up.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SER_DATA ?= $(abspath ../shared/data/ravdess-speech-16k)
+export SER_DATA
+
+.PHONY: demo test lint venv sysdeps pi-check models bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Reinstalled only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[train,mic,dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Debian packages the microphone path and its tests need (PortAudio, PulseAudio).
+sysdeps:
+	@bash tools/sysdeps.sh
+
+lint: venv
+	$(BIN)/ruff check .
+
+test: venv sysdeps lint
+	$(BIN)/python -m pytest -q
+
+demo: venv sysdeps
+	$(BIN)/python tools/demo.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

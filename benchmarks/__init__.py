@@ -1,0 +1,1 @@
+"""Latency, size and accuracy of int8 vs float models; writes reports."""

@@ -1,0 +1,238 @@
+"""Audio input: read a file, downmix, resample to the model's rate. numpy only.
+
+WAV (PCM 8/16/24/32-bit, IEEE float 32/64, WAVE_FORMAT_EXTENSIBLE) is parsed with the
+standard library; other formats (FLAC, OGG, ...) go through ``soundfile`` when it is
+installed. Every failure is an :class:`~edge.errors.AudioError` naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import AudioError
+
+_PCM = 1
+_FLOAT = 3
+_EXTENSIBLE = 0xFFFE
+
+
+def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read an audio file as it is stored.
+
+    Returns
+    -------
+    samples : np.ndarray [shape=(n_samples, n_channels)], float32 in [-1, 1]
+    sample_rate : int, Hz
+    """
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"{path}: no such file")
+    if p.is_dir():
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(12)
+    except OSError as e:
+        raise AudioError(f"{path}: cannot read ({e.strerror})") from None
+    if len(head) == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+    if head[:4] in (b"RIFF", b"RIFX", b"RF64") and head[8:12] == b"WAVE":
+        return _read_wav(p)
+    return _read_with_soundfile(p)
+
+
+def _read_wav(path: Path) -> tuple[np.ndarray, int]:
+    data = path.read_bytes()
+    if data[:4] != b"RIFF":
+        raise AudioError(f"{path}: {data[:4].decode('latin-1')} WAV files are not supported;"
+                         " convert to a standard little-endian RIFF WAV")
+    fmt = None
+    payload = None
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk_id = data[pos:pos + 4]
+        (size,) = struct.unpack("<I", data[pos + 4:pos + 8])
+        body = data[pos + 8:pos + 8 + size]
+        if chunk_id == b"fmt ":
+            fmt = body
+        elif chunk_id == b"data":
+            payload = body  # a truncated file leaves a short body: use what is there
+            break
+        pos += 8 + size + (size & 1)
+    if fmt is None or len(fmt) < 16:
+        raise AudioError(f"{path}: truncated or corrupt WAV (no 'fmt ' chunk)")
+    if payload is None:
+        raise AudioError(f"{path}: truncated or corrupt WAV (no 'data' chunk)")
+    tag, channels, rate, _, block_align, bits = struct.unpack("<HHIIHH", fmt[:16])
+    if tag == _EXTENSIBLE and len(fmt) >= 26:
+        (tag,) = struct.unpack("<H", fmt[24:26])  # first two bytes of the sub-format GUID
+    if channels == 0 or rate == 0:
+        raise AudioError(f"{path}: corrupt WAV header ({channels} channels at {rate} Hz)")
+    width = bits // 8
+    if tag == _PCM and bits in (8, 16, 24, 32):
+        n = len(payload) // (width * channels) * width * channels
+        raw = np.frombuffer(payload[:n], dtype=np.uint8)
+        if bits == 8:
+            x = (raw.astype(np.float32) - 128.0) / 128.0
+        elif bits == 24:
+            b = raw.reshape(-1, 3).astype(np.int32)
+            ints = (b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8
+            x = ints.astype(np.float32) / 2.0**23
+        else:
+            ints = np.frombuffer(payload[:n], dtype=f"<i{width}")
+            x = ints.astype(np.float32) / float(2 ** (bits - 1))
+    elif tag == _FLOAT and bits in (32, 64):
+        n = len(payload) // (width * channels) * width * channels
+        x = np.frombuffer(payload[:n], dtype=f"<f{width}").astype(np.float32)
+    else:
+        kind = {_PCM: "PCM", _FLOAT: "float"}.get(tag, f"format tag 0x{tag:04x}")
+        raise AudioError(f"{path}: unsupported WAV encoding ({kind}, {bits} bits);"
+                         " use 8/16/24/32-bit PCM or 32/64-bit float")
+    return x.reshape(-1, channels), int(rate)
+
+
+def _read_with_soundfile(path: Path) -> tuple[np.ndarray, int]:
+    try:
+        import soundfile
+    except ImportError:
+        raise AudioError(
+            f"{path}: not a WAV file; reading {path.suffix or 'this format'} needs soundfile"
+            " (pip install soundfile), or convert it to WAV"
+        ) from None
+    try:
+        x, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:  # soundfile raises LibsndfileError, RuntimeError, TypeError ...
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise AudioError(f"{path}: not a readable audio file ({reason})") from None
+    return x, int(rate)
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """Average the channels: ``(n_samples, n_channels)`` -> ``(n_samples,)`` float32."""
+    x = np.asarray(samples, dtype=np.float32)
+    return x if x.ndim == 1 else x.mean(axis=1, dtype=np.float32)
+
+
+def check_samples(x: np.ndarray, *, name: str, min_samples: int = 1) -> np.ndarray:
+    """Refuse audio a model cannot use: empty, shorter than ``min_samples``, NaN or inf."""
+    if x.size == 0:
+        raise AudioError(f"{name}: no audio samples (empty recording)")
+    if not np.isfinite(x).all():
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        raise AudioError(f"{name}: {bad} NaN or infinite samples; the recording is corrupt")
+    if x.size < min_samples:
+        raise AudioError(f"{name}: too short ({x.size} samples, need at least {min_samples})")
+    return x
+
+
+def load(path: str | os.PathLike, sample_rate: int, *, min_samples: int = 1) -> np.ndarray:
+    """Read ``path`` as mono float32 at ``sample_rate`` Hz, resampling only if needed.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_samples,)], float32, nominally in [-1, 1]
+    """
+    samples, rate = read_audio(path)
+    x = check_samples(to_mono(samples), name=str(path))
+    if rate != sample_rate:
+        x = resample(x, rate, sample_rate)
+    return check_samples(x, name=str(path), min_samples=min_samples)
+
+
+# --------------------------------------------------------------------------------------
+# Band-limited resampling (windowed sinc, polyphase), one-shot and streaming
+# --------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16)
+def _polyphase_table(up: int, down: int, zero_crossings: int, rolloff: float):
+    """Kaiser-windowed sinc filters, one row per output phase: shape ``(up, n_taps)``."""
+    cutoff = rolloff * min(1.0, up / down) / 2.0  # cycles per input sample
+    half = int(math.ceil(zero_crossings / (2.0 * cutoff)))
+    taps = np.arange(-half + 1, half + 1, dtype=np.float64)  # input index minus floor(t)
+    frac = np.arange(up, dtype=np.float64) / up  # frac(t) for output phase (n * down) % up
+    t = taps[None, :] - frac[:, None]  # tap position relative to the output time
+    beta = 8.6
+    kaiser = np.i0(beta * np.sqrt(1.0 - np.clip(t / half, -1.0, 1.0) ** 2)) / np.i0(beta)
+    table = 2.0 * cutoff * np.sinc(2.0 * cutoff * t) * kaiser
+    table.setflags(write=False)
+    return table, half
+
+
+class Resampler:
+    """Streaming band-limited resampler from ``orig_rate`` to ``target_rate`` Hz.
+
+    Output sample ``n`` is the signal at input time ``n * orig_rate / target_rate``,
+    interpolated with a Kaiser-windowed sinc whose cutoff is 0.94 of the lower Nyquist
+    frequency (stop-band below -80 dB). Samples before the start are zeros. Feeding the
+    signal in any block sizes and then :meth:`flush` gives exactly :func:`resample`.
+    """
+
+    def __init__(self, orig_rate: int, target_rate: int, *, zero_crossings: int = 16,
+                 rolloff: float = 0.94) -> None:
+        if orig_rate <= 0 or target_rate <= 0:
+            raise AudioError(f"sample rates must be positive, got {orig_rate} -> {target_rate}")
+        g = math.gcd(int(orig_rate), int(target_rate))
+        self.orig_rate, self.target_rate = int(orig_rate), int(target_rate)
+        self.up, self.down = self.target_rate // g, self.orig_rate // g
+        self._table, self._half = _polyphase_table(self.up, self.down, zero_crossings, rolloff)
+        self.reset()
+
+    def reset(self) -> None:
+        self._history = np.zeros(self._half, dtype=np.float64)  # the zeros before time 0
+        self._offset = -self._half  # input index of _history[0]
+        self._n_out = 0  # output samples produced so far
+        self._n_in = 0  # input samples received so far
+
+    def _emit(self, buffer: np.ndarray, limit: int) -> np.ndarray:
+        """Outputs whose filter support ends before input index ``limit``."""
+        # output n needs inputs floor(n*down/up) - half + 1 ... floor(n*down/up) + half
+        last = ((limit - self._half) * self.up - 1) // self.down  # last n, support < limit
+        n = np.arange(self._n_out, max(self._n_out, last + 1))
+        if n.size == 0:
+            return np.zeros(0, dtype=np.float32)
+        base = n * self.down // self.up
+        phase = n * self.down % self.up
+        idx = (base - self._offset)[:, None] + np.arange(-self._half + 1, self._half + 1)
+        out = np.einsum("ij,ij->i", buffer[idx], self._table[phase])
+        self._n_out = int(n[-1]) + 1
+        return out.astype(np.float32)
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Resample the next block (1-D float); returns the output samples it completes."""
+        x = np.asarray(block, dtype=np.float64).ravel()
+        buffer = np.concatenate((self._history, x))
+        self._n_in += x.size
+        out = self._emit(buffer, self._n_in)
+        keep_from = (self._n_out * self.down // self.up) - self._half + 1 - self._offset
+        keep_from = max(0, min(keep_from, buffer.size))
+        self._history = buffer[keep_from:]
+        self._offset += keep_from
+        return out
+
+    def flush(self) -> np.ndarray:
+        """The remaining outputs of a finished signal (zeros after the end)."""
+        total = -(-self._n_in * self.up // self.down)  # ceil(n_in * up / down)
+        pad = np.zeros(2 * self._half + 1)
+        buffer = np.concatenate((self._history, pad))
+        out = self._emit(buffer, self._n_in + pad.size)
+        return out[: max(0, total - (self._n_out - out.size))]
+
+
+def resample(x: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """Band-limited resampling of a whole signal; ``ceil(len(x) * target / orig)`` samples.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_out,)], float32
+    """
+    if orig_rate == target_rate:
+        return np.asarray(x, dtype=np.float32)
+    r = Resampler(orig_rate, target_rate)
+    return np.concatenate((r.process(x), r.flush()))

@@ -1,0 +1,1 @@
+"""Keras -> float32 / int8 TFLite bundles, with verification."""

@@ -1,0 +1,37 @@
+"""Shared fixtures. RAVDESS comes from SER_DATA (default ../shared/data/ravdess-speech-16k);
+when CI is set, a missing corpus fails the tests that need it instead of skipping them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "ravdess-speech-16k"
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("SER_DATA") or DEFAULT_DATA)
+
+
+def require_data() -> Path:
+    """The RAVDESS directory, or skip (fail under CI) when it is missing."""
+    path = data_dir()
+    if not path.is_dir() or not any(path.rglob("*-*-*-*-*-*-*.*")):
+        message = f"RAVDESS data not found at {path} (set SER_DATA)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def ravdess_dir() -> Path:
+    return require_data()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO

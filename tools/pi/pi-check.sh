@@ -1,0 +1,452 @@
+#!/usr/bin/env bash
+# pi-check: run the edge runtime in an emulated Raspberry Pi OS-like arm64 userland
+# (Debian bookworm arm64, Python 3.11, qemu-user with a Cortex-A72 CPU) and check that
+# it gives the same answers as the host.
+#
+#   bash tools/pi/pi-check.sh            (what `make pi-check` runs; needs root)
+#
+# Steps:
+#   1. host tools (debootstrap, qemu-user-static, binfmt-support) and the
+#      binfmt_misc registration for aarch64;
+#   2. a cached Debian bookworm arm64 root filesystem (built once, outside the repo);
+#   3. aarch64 wheels of the edge dependencies, downloaded on the host (cached), pinned
+#      to the versions in the host's .venv so both sides run the same runtime;
+#   4. a venv inside the root with those wheels (cached) and this project's wheel,
+#      installed offline (--no-index, and no network namespace at all);
+#   5. `edge-ser info`, `edge-ser predict --json` on real clips and
+#      `edge-ser listen --file ... --fast --json`, on the host and in the emulated Pi;
+#   6. tools/pi/compare.py: same labels, int8 scores within one quantisation step.
+#
+# Times printed here are under emulation (qemu-user on an x86 host): they are not
+# Raspberry Pi figures.
+#
+# Environment (all optional):
+#   PI_ROOTFS      cached root filesystem          (/var/cache/edge-ser/pi-arm64)
+#   PI_WHEELS      cached aarch64 wheels           (/var/cache/edge-ser/wheels-aarch64)
+#   PI_DEB_CACHE   cached .deb files for debootstrap (/var/cache/edge-ser/debs-arm64)
+#   PI_MIRROR      Debian mirror                   (the one apt on the host uses)
+#   PI_QEMU_CPU    emulated CPU                    (cortex-a72, as in a Raspberry Pi 4)
+#   PI_CLIPS       number of clips to predict      (12)
+#   PI_LISTEN_CLIPS number of those also streamed through `listen` (2)
+#   PI_OUT         where the JSON outputs are kept (a new /tmp/edge-ser-pi-check.XXXXXX)
+#   PI_REBUILD=1   rebuild the root filesystem and the venv from scratch
+#   SER_DATA       RAVDESS speech directory        (../shared/data/ravdess-speech-16k)
+#   HOST_VENV      the host venv with edge-ser     (.venv)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE="$REPO/tools/pi"
+
+PI_ROOTFS=${PI_ROOTFS:-/var/cache/edge-ser/pi-arm64}
+PI_WHEELS=${PI_WHEELS:-/var/cache/edge-ser/wheels-aarch64}
+PI_DEB_CACHE=${PI_DEB_CACHE:-/var/cache/edge-ser/debs-arm64}
+PI_QEMU_CPU=${PI_QEMU_CPU:-cortex-a72}
+PI_CLIPS=${PI_CLIPS:-12}
+PI_LISTEN_CLIPS=${PI_LISTEN_CLIPS:-2}
+PI_REBUILD=${PI_REBUILD:-0}
+SER_DATA=${SER_DATA:-../shared/data/ravdess-speech-16k}
+HOST_VENV=${HOST_VENV:-.venv}
+
+# The recipe of the root filesystem: a cached root built from another recipe is rebuilt.
+SUITE=bookworm
+ARCH=arm64
+INCLUDE=python3,python3-venv,python3-pip
+ROOTFS_RECIPE="edge-ser pi rootfs v1: debootstrap --arch=$ARCH --variant=minbase --include=$INCLUDE $SUITE"
+STAMP_NAME=.edge-ser-rootfs-complete
+PI_VENV=/opt/edge-ser            # inside the root
+RUN_IN_ROOT=/tmp/edge-ser-pi-check   # inside the root, removed after every run
+# The distributions the edge needs on arm64 (pyproject's base dependencies, and what
+# ai-edge-litert itself pulls in comes along through the resolver).
+EDGE_DEPS=(ai-edge-litert numpy click flatbuffers)
+WHEEL_PLATFORMS=(manylinux_2_27_aarch64 manylinux_2_28_aarch64 manylinux_2_17_aarch64 manylinux2014_aarch64)
+
+log() { printf '[pi-check] %s\n' "$*" >&2; }
+die() { printf '[pi-check] error: %s\n' "$*" >&2; exit 1; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+cd "$REPO"
+case $SER_DATA in /*) ;; *) SER_DATA="$REPO/$SER_DATA" ;; esac
+case $HOST_VENV in /*) ;; *) HOST_VENV="$REPO/$HOST_VENV" ;; esac
+
+[[ $(id -u) == 0 ]] || die "needs root (debootstrap, chroot and mounts); run it as root or with sudo"
+[[ $(uname -m) == x86_64 || $(uname -m) == aarch64 ]] || die "unsupported host $(uname -m)"
+
+# ---------------------------------------------------------------- mounts and cleanup
+MOUNTS=()          # what this run mounted, in order; unmounted in reverse on exit
+RUN_DIR_HOST=""    # $PI_ROOTFS$RUN_IN_ROOT once created
+BINFMT_MOUNTED=0
+
+unmount_one() {
+    local target=$1
+    mountpoint -q "$target" 2>/dev/null || return 0
+    umount "$target" 2>/dev/null || umount -l "$target" || log "warning: could not unmount $target"
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    local i
+    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
+        unmount_one "${MOUNTS[i]}"
+    done
+    MOUNTS=()
+    unmount_under "$PI_ROOTFS"
+    if [[ -n $RUN_DIR_HOST && -d $RUN_DIR_HOST ]]; then
+        # Never remove through a mount point: only once nothing is mounted below.
+        if [[ -z $(mounts_under "$PI_ROOTFS") ]]; then
+            rm -rf --one-file-system "$RUN_DIR_HOST"
+        else
+            log "warning: mounts left under $PI_ROOTFS; not removing $RUN_DIR_HOST"
+        fi
+    fi
+    if [[ $BINFMT_MOUNTED == 1 ]]; then
+        unmount_one /proc/sys/fs/binfmt_misc
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+# Mount points at or below a directory (or its .partial build), deepest first.
+mounts_under() {
+    local root=$1
+    findmnt -rn -o TARGET | awk -v r="$root" \
+        '$0 == r || index($0, r "/") == 1 || index($0, r ".partial/") == 1' | sort -r
+}
+
+# Unmount whatever a killed earlier run (or debootstrap) may have left mounted there.
+unmount_under() {
+    local t
+    while read -r t; do
+        [[ -n $t ]] || continue
+        umount "$t" 2>/dev/null || umount -l "$t" 2>/dev/null || log "warning: could not unmount $t"
+    done < <(mounts_under "$1")
+}
+
+do_mount() {  # do_mount TARGET mount-args... ; records TARGET for cleanup
+    local target=$1
+    shift
+    mount "$@" "$target"
+    MOUNTS+=("$target")
+}
+
+# ---------------------------------------------------------------- 1. host tools, binfmt
+ensure_host_tools() {
+    local need=()
+    command -v debootstrap >/dev/null || need+=(debootstrap)
+    [[ -x /usr/bin/qemu-aarch64-static ]] || need+=(qemu-user-static)
+    command -v update-binfmts >/dev/null || need+=(binfmt-support)
+    if ((${#need[@]})); then
+        log "installing host packages: ${need[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
+}
+
+ensure_binfmt() {
+    if ! mountpoint -q /proc/sys/fs/binfmt_misc; then
+        mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
+            || die "cannot mount binfmt_misc (a container without privileges?)"
+        BINFMT_MOUNTED=1
+    fi
+    local entry=/proc/sys/fs/binfmt_misc/qemu-aarch64
+    if [[ ! -e $entry ]] || ! grep -qx enabled "$entry"; then
+        update-binfmts --enable qemu-aarch64 2>/dev/null || true
+    fi
+    if [[ ! -e $entry ]] || ! grep -qx enabled "$entry"; then
+        die "qemu-aarch64 is not registered with binfmt_misc (update-binfmts --enable qemu-aarch64 failed)"
+    fi
+    BINFMT_INTERP=$(awk '$1 == "interpreter" { print $2 }' "$entry")
+    BINFMT_FLAGS=$(awk '$1 == "flags:" { print $2 }' "$entry")
+}
+
+# Without the F flag the kernel looks for the interpreter inside the chroot.
+ensure_interp_in_root() {
+    local root=$1
+    if [[ $BINFMT_FLAGS != *F* ]]; then
+        mkdir -p "$root$(dirname "$BINFMT_INTERP")"
+        cp /usr/bin/qemu-aarch64-static "$root$BINFMT_INTERP"
+    fi
+}
+
+detect_mirror() {
+    if [[ -n ${PI_MIRROR:-} ]]; then
+        echo "$PI_MIRROR"
+        return
+    fi
+    local m
+    # shellcheck disable=SC2016  # apt's own $(FIELD) syntax, not the shell's
+    m=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null \
+        | awk -v s="$SUITE" '$2 == s { print $1; exit }')
+    echo "${m:-http://deb.debian.org/debian/}"
+}
+
+# ---------------------------------------------------------------- 2. root filesystem
+rootfs_ok() {
+    [[ -f $PI_ROOTFS/$STAMP_NAME ]] && [[ $(cat "$PI_ROOTFS/$STAMP_NAME") == "$ROOTFS_RECIPE" ]] \
+        && [[ -x $PI_ROOTFS/usr/bin/python3 ]]
+}
+
+build_rootfs() {
+    local partial=$PI_ROOTFS.partial mirror t0
+    mirror=$(detect_mirror)
+    unmount_under "$PI_ROOTFS"
+    [[ -z $(mounts_under "$PI_ROOTFS") ]] || die "mounts remain under $PI_ROOTFS; not deleting it"
+    rm -rf --one-file-system "$partial" "$PI_ROOTFS"
+    mkdir -p "$(dirname "$PI_ROOTFS")" "$PI_DEB_CACHE"
+    log "building the $SUITE $ARCH root in $PI_ROOTFS from $mirror (once; several minutes)"
+    t0=$(now)
+    if ! debootstrap --arch="$ARCH" --variant=minbase --include="$INCLUDE" \
+        --cache-dir="$PI_DEB_CACHE" "$SUITE" "$partial" "$mirror" >"$partial.log" 2>&1; then
+        tail -n 30 "$partial.log" >&2 || true
+        unmount_under "$PI_ROOTFS"
+        die "debootstrap failed (full log: $partial.log)"
+    fi
+    unmount_under "$PI_ROOTFS"
+    ensure_interp_in_root "$partial"
+    rm -f "$partial"/var/cache/apt/archives/*.deb
+    QEMU_CPU=$PI_QEMU_CPU chroot "$partial" /usr/bin/python3 -c 'import platform, sys; assert platform.machine() == "aarch64"; assert sys.version_info[:2] == (3, 11)' \
+        || die "the new root's python3 does not run as aarch64 Python 3.11"
+    echo "$ROOTFS_RECIPE" >"$partial/$STAMP_NAME"
+    mv "$partial" "$PI_ROOTFS"
+    rm -f "$partial.log"
+    TIMINGS+=("debootstrap of the arm64 root (host time, includes downloads): $(elapsed "$t0") s")
+}
+
+# ---------------------------------------------------------------- 3. wheels
+HOST_PY=""
+pinned_deps() {  # the EDGE_DEPS, pinned to the host venv's versions where it has them
+    "$HOST_PY" - "${EDGE_DEPS[@]}" <<'EOF'
+import sys
+from importlib import metadata
+for name in sys.argv[1:]:
+    try:
+        print(f"{name}=={metadata.version(name)}")
+    except metadata.PackageNotFoundError:
+        print(name)
+EOF
+}
+
+ensure_wheels() {
+    local reqs stamp=$PI_WHEELS/.requirements plat_args=() p
+    reqs=$(pinned_deps)
+    mkdir -p "$PI_WHEELS"
+    if [[ -f $stamp && $(cat "$stamp") == "$reqs" ]] && compgen -G "$PI_WHEELS/*.whl" >/dev/null; then
+        return
+    fi
+    for p in "${WHEEL_PLATFORMS[@]}"; do plat_args+=(--platform "$p"); done
+    log "downloading aarch64 wheels: ${reqs//$'\n'/ }"
+    rm -f "$PI_WHEELS"/*.whl "$stamp"
+    # shellcheck disable=SC2086
+    "$HOST_PY" -m pip download -q --disable-pip-version-check --only-binary=:all: \
+        --python-version 3.11 --implementation cp --abi cp311 "${plat_args[@]}" \
+        -d "$PI_WHEELS" $reqs
+    echo "$reqs" >"$stamp"
+}
+
+# ---------------------------------------------------------------- 4. project wheel, venv
+build_project_wheel() {  # into $1; from the files git would commit (nothing ignored)
+    local out=$1 src
+    src=$(mktemp -d /tmp/edge-ser-src.XXXXXX)
+    # Venvs, build leftovers and caches stay out even where .gitignore does not say so.
+    local skip='^(\.venv[^/]*|\.git|build|dist|[^/]*\.egg-info|\.pytest_cache|\.ruff_cache)(/|$)|(^|/)__pycache__/'
+    if git -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        # shellcheck disable=SC2016  # $f expands in the inner sh
+        git -C "$REPO" ls-files -z --cached --others --exclude-standard \
+            | grep -zEv "$skip" \
+            | (cd "$REPO" && xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh) \
+            | tar -C "$REPO" --null -T - -cf - | tar -C "$src" -xf -
+    else
+        tar -C "$REPO" --exclude='./.venv*' --exclude=./.git --exclude=./build --exclude=./dist \
+            --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -C "$src" -xf -
+    fi
+    "$HOST_PY" -m pip wheel -q --disable-pip-version-check --no-deps -w "$out" "$src" >&2
+    rm -rf "$src"
+    compgen -G "$out/edge_ser-*.whl" >/dev/null || die "building the project's wheel gave no edge_ser wheel"
+}
+
+# Run a command inside the emulated Pi: clean environment, the Pi's CPU, no network.
+pi() {
+    env -i PATH="$PI_VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+        HOME=/root LANG=C.UTF-8 TERM=dumb QEMU_CPU="$PI_QEMU_CPU" \
+        PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_NO_INDEX=1 \
+        "$UNSHARE" --net "$CHROOT" "$PI_ROOTFS" "$@"
+}
+
+mount_pi() {
+    local r=$PI_ROOTFS
+    do_mount "$r/proc" -t proc proc
+    do_mount "$r/sys" -t sysfs -o ro sysfs
+    do_mount "$r/dev" --bind /dev
+    # qemu-user 7.2 passes the host's x86 /proc/cpuinfo through; XNNPACK's CPU detection
+    # then crashes. A Raspberry Pi 4's (4 x Cortex-A72) makes it load as on the Pi.
+    do_mount "$r/proc/cpuinfo" --bind "$HERE/cpuinfo-pi4"
+}
+
+ensure_venv() {  # the dependency wheels, cached in the root until the wheel set changes
+    local want have=""
+    want=$(cd "$PI_WHEELS" && printf '%s\n' ./*.whl | sort | sha256sum | cut -d' ' -f1)
+    [[ -f $PI_ROOTFS$PI_VENV/.edge-ser-deps ]] && have=$(cat "$PI_ROOTFS$PI_VENV/.edge-ser-deps")
+    if [[ $want == "$have" && -x $PI_ROOTFS$PI_VENV/bin/python && $PI_REBUILD != 1 ]]; then
+        return
+    fi
+    local t0
+    t0=$(now)
+    log "creating the venv $PI_VENV in the root (offline, under emulation)"
+    rm -rf --one-file-system "${PI_ROOTFS:?}$PI_VENV"
+    pi /usr/bin/python3 -m venv "$PI_VENV"
+    # shellcheck disable=SC2046
+    pi "$PI_VENV/bin/pip" install -q --no-index --find-links "$RUN_IN_ROOT/wheels" \
+        $(pinned_deps)
+    echo "$want" >"$PI_ROOTFS$PI_VENV/.edge-ser-deps"
+    TIMINGS+=("venv + dependency wheels in the root (emulated): $(elapsed "$t0") s")
+}
+
+# ---------------------------------------------------------------- 5. clips
+select_clips() {  # prints $PI_CLIPS RAVDESS files: all emotions, the last actors first
+    "$HOST_PY" - "$SER_DATA" "$PI_CLIPS" <<'EOF'
+import sys
+from pathlib import Path
+
+root, n = Path(sys.argv[1]), int(sys.argv[2])
+files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".wav", ".flac"))
+by = {}
+for p in files:
+    parts = p.stem.split("-")
+    if len(parts) == 7 and parts[1] == "01":            # speech
+        by.setdefault((int(parts[6]), int(parts[2])), []).append(p)
+actors = sorted({a for a, _ in by}, reverse=True)        # held-out actors have the top numbers
+emotions = sorted({e for _, e in by})
+if not actors:
+    sys.exit(f"no RAVDESS speech files under {root}")
+chosen, i = [], 0
+while len(chosen) < n and i < 8 * n:
+    a, e = actors[i % len(actors)], emotions[i % len(emotions)]
+    pool = [p for p in by.get((a, e), []) if p not in chosen]
+    if pool:
+        chosen.append(pool[(i // len(emotions)) % len(pool)])
+    i += 1
+print("\n".join(str(p) for p in chosen))
+EOF
+}
+
+to_wav() {  # to_wav DIR FILE... : WAVs as they are, anything else decoded to 16-bit WAV
+    local dir=$1
+    shift
+    "$HOST_PY" - "$dir" "$@" <<'EOF'
+import shutil
+import sys
+from pathlib import Path
+
+out = Path(sys.argv[1])
+for src in map(Path, sys.argv[2:]):
+    if src.suffix.lower() == ".wav":
+        shutil.copyfile(src, out / src.name)
+        continue
+    try:
+        import soundfile
+    except ImportError:
+        sys.exit("pi-check: the clips are not WAV and the host venv has no soundfile to decode them")
+    data, rate = soundfile.read(str(src), dtype="int16", always_2d=True)
+    soundfile.write(str(out / (src.stem + ".wav")), data, rate, subtype="PCM_16")
+EOF
+}
+
+# ---------------------------------------------------------------- main
+TIMINGS=()
+T_START=$(now)
+exec 9>"${PI_ROOTFS}.lock" 2>/dev/null || { mkdir -p "$(dirname "$PI_ROOTFS")"; exec 9>"${PI_ROOTFS}.lock"; }
+flock -w 3600 9 || die "another pi-check holds ${PI_ROOTFS}.lock"
+
+CHROOT=$(command -v chroot) || die "no chroot command"
+UNSHARE=$(command -v unshare) || die "no unshare command"
+HOST_PY=$HOST_VENV/bin/python
+HOST_EDGE=$HOST_VENV/bin/edge-ser
+[[ -x $HOST_PY && -x $HOST_EDGE ]] \
+    || die "no host edge-ser in $HOST_VENV (set the project up first, e.g. make test's set-up, or set HOST_VENV)"
+[[ -d $SER_DATA ]] || die "no RAVDESS data at $SER_DATA (set SER_DATA)"
+
+ensure_host_tools
+ensure_binfmt
+unmount_under "$PI_ROOTFS"
+if [[ $PI_REBUILD == 1 ]] || ! rootfs_ok; then
+    build_rootfs
+else
+    log "using the cached root $PI_ROOTFS"
+    ensure_interp_in_root "$PI_ROOTFS"
+fi
+ensure_wheels
+
+OUT=${PI_OUT:-$(mktemp -d /tmp/edge-ser-pi-check.XXXXXX)}
+mkdir -p "$OUT"
+RUN_DIR_HOST=$PI_ROOTFS$RUN_IN_ROOT
+rm -rf --one-file-system "$RUN_DIR_HOST"
+mkdir -p "$RUN_DIR_HOST/wheels" "$RUN_DIR_HOST/dist" "$RUN_DIR_HOST/clips"
+cp "$PI_WHEELS"/*.whl "$RUN_DIR_HOST/wheels/"
+build_project_wheel "$RUN_DIR_HOST/dist"
+mapfile -t CLIPS < <(select_clips)
+((${#CLIPS[@]})) || die "no clips selected from $SER_DATA"
+# The corpus is licensed: the copies live only for this run, inside the root.
+# The edge reads WAV itself (FLAC needs soundfile, not an edge dependency): FLAC clips
+# are decoded losslessly to 16-bit WAV on the host, and both sides read the same WAVs.
+to_wav "$RUN_DIR_HOST/clips" "${CLIPS[@]}"
+
+mount_pi
+ensure_venv
+t0=$(now)
+pi "$PI_VENV/bin/pip" uninstall -q -y edge-ser >/dev/null 2>&1 || true
+pi "$PI_VENV/bin/pip" install -q --no-index --find-links "$RUN_IN_ROOT/wheels" \
+    "$RUN_IN_ROOT/dist/$(basename "$(compgen -G "$RUN_DIR_HOST/dist/edge_ser-*.whl" | head -n 1)")"
+pi "$PI_VENV/bin/pip" check >&2
+TIMINGS+=("install of the project wheel in the root (emulated): $(elapsed "$t0") s")
+
+pi /usr/bin/python3 -c 'import platform, sys; print("[pi-check] emulated Pi:", platform.machine(), "Python", sys.version.split()[0])' >&2
+grep -m1 PRETTY_NAME "$PI_ROOTFS/etc/os-release" | sed 's/^/[pi-check] root: /' >&2
+
+# Names relative to the clip directory, the same on both sides.
+CLIP_NAMES=()
+for c in "${CLIPS[@]}"; do
+    c=$(basename "$c")
+    CLIP_NAMES+=("${c%.*}.wav")
+done
+LISTEN_NAMES=("${CLIP_NAMES[@]:0:$PI_LISTEN_CLIPS}")
+
+run_both() {  # run_both NAME edge-ser-args... : stdout to $OUT/NAME.{host,pi}.jsonl
+    local name=$1 t0
+    shift
+    t0=$(now)
+    (cd "$RUN_DIR_HOST/clips" && "$HOST_EDGE" "$@") >"$OUT/$name.host.jsonl"
+    TIMINGS+=("host: edge-ser $name: $(elapsed "$t0") s")
+    t0=$(now)
+    # shellcheck disable=SC2016  # expanded by the Pi's sh
+    pi /bin/sh -c 'cd "$0" && exec "$@"' "$RUN_IN_ROOT/clips" "$PI_VENV/bin/edge-ser" "$@" \
+        >"$OUT/$name.pi.jsonl"
+    TIMINGS+=("emulated arm64 (qemu, not Pi figures): edge-ser $name: $(elapsed "$t0") s")
+}
+
+log "edge-ser info (host and emulated Pi)"
+run_both info info
+sed 's/^/  pi: /' "$OUT/info.pi.jsonl" >&2
+
+log "edge-ser predict --json on ${#CLIP_NAMES[@]} clips"
+run_both predict predict --json "${CLIP_NAMES[@]}"
+
+status=0
+"$HOST_PY" "$HERE/compare.py" --mode predict "$OUT/predict.host.jsonl" "$OUT/predict.pi.jsonl" || status=1
+for name in "${LISTEN_NAMES[@]}"; do
+    log "edge-ser listen --file $name --fast --json"
+    run_both "listen-${name%.*}" listen --file "$name" --fast --json
+    "$HOST_PY" "$HERE/compare.py" --mode listen \
+        "$OUT/listen-${name%.*}.host.jsonl" "$OUT/listen-${name%.*}.pi.jsonl" || status=1
+done
+
+TIMINGS+=("whole pi-check (host time): $(elapsed "$T_START") s")
+log "timings (emulated = qemu-user on this x86 host, not Raspberry Pi times):"
+for t in "${TIMINGS[@]}"; do log "  $t"; done
+log "outputs kept in $OUT"
+if ((status)); then
+    die "the emulated arm64 Pi does not agree with the host (see above)"
+fi
+log "OK: the emulated arm64 Pi agrees with the host"

@@ -1,0 +1,1 @@
+"""Host-side training: corpora, splits, augmentation, models, fitting, evaluation."""
