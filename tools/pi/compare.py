@@ -2,18 +2,27 @@
 
     python tools/pi/compare.py --mode predict host.jsonl pi.jsonl
     python tools/pi/compare.py --mode listen  host.jsonl pi.jsonl
+    python tools/pi/compare.py --mode info    host.jsonl pi.jsonl
 
 Both files are JSON Lines. The two sides must give the same labels, and the int8 output
 scores must agree within one quantisation step: XNNPACK's int8 kernels differ by one
 step between ARM and x86, no more.
 
-- predict: one record per file, matched by the file's base name.
-- listen: the window events in order (records that carry no label or scores, such as a
+- predict: one record per file, matched by the file's base name; its per-window
+  records (``windows``) are compared too.
+- listen: the window events in order (records without a label or scores, such as a
   closing summary with timings, are not compared).
+- info: the bundle's metadata, equal field by field but for its path.
 
-Scores: the record's ``raw`` int8 outputs when both sides have them (|a - b| <= 1);
-otherwise ``probs`` (dequantised int8, ``(q - zero_point) * scale``), within one step of
-``--step`` (default: the record's output scale if it carries one, else 1/256) + 1e-6.
+In every record (and its nested ``window``): ``label`` and ``speech`` must be equal,
+``t`` equal, and the raw int8 outputs (``scores``, or ``raw``) within one step. The
+probabilities (``probs``, ``confidence``) are the dequantised int8 outputs
+``(q - zero_point) * scale`` renormalised to sum to 1 (then averaged or smoothed), so one
+step ``s`` of every output moves p_i by at most ``s * (1 + n * p_i) / (1 - 2 * n * s)``
+for n classes; that bound, plus the JSON rounding (``--digits``, 4), is their tolerance
+(``--step``: s, default 1/256). A label that differs where the two labels are within that
+bound of each other on both sides is reported as a tie; ``--allow-ties`` lets it pass.
+Other fields that differ are listed as notes, not failed.
 
 Exit status: 0 when everything agrees, 1 when something does not, 2 for unreadable input.
 """
@@ -28,9 +37,24 @@ from pathlib import PurePath
 from typing import Any
 
 DEFAULT_STEP = 1.0 / 256.0
-EPS = 1e-6
-SCALE_KEYS = ("output_scale", "scale")
-TIME_KEYS = ("t", "time", "start", "t_start", "offset", "window_start")
+RAW_KEYS = ("scores", "raw")
+PROB_KEYS = ("probs",)
+EQUAL_KEYS = ("label", "speech", "mode")
+TIME_KEY = "t"
+IGNORED = {"file", "path", "windows", "window", "confidence", "type"}
+
+
+class Tolerance:
+    def __init__(self, step: float, digits: int, n_classes: int = 8) -> None:
+        self.step = step
+        self.n = n_classes
+        # both sides were rounded to `digits` places before printing
+        self.rounding = 10.0**-digits + 1e-9
+
+    def prob(self, p: float) -> float:
+        """Largest difference one step of every int8 output makes to a renormalised p."""
+        s, n = self.step, self.n
+        return s * (1.0 + n * abs(p)) / max(1.0 - 2.0 * n * s, 0.5) + self.rounding
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:
@@ -44,162 +68,230 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError as e:
-                    msg = f"{path}:{n}: not JSON ({e.msg}): {line[:80]!r}"
-                    raise SystemExit(_fail(msg, 2)) from None
+                    print(
+                        f"compare: {path}:{n}: not JSON ({e.msg}): {line[:80]!r}", file=sys.stderr
+                    )
+                    raise SystemExit(2) from None
                 if isinstance(rec, dict):
                     records.append(rec)
     except OSError as e:
-        raise SystemExit(_fail(f"{path}: cannot read ({e.strerror})", 2)) from None
+        print(f"compare: {path}: cannot read ({e.strerror})", file=sys.stderr)
+        raise SystemExit(2) from None
     return records
 
 
-def _fail(msg: str, code: int) -> int:
-    print(f"compare: {msg}", file=sys.stderr)
-    return code
-
-
-def _step(*records: dict[str, Any], override: float | None) -> float:
-    if override is not None:
-        return override
-    for rec in records:
-        for key in SCALE_KEYS:
-            value = rec.get(key)
-            if isinstance(value, (int, float)) and value > 0:
-                return float(value)
-        quant = rec.get("output_quantization") or rec.get("quantization")
-        if isinstance(quant, dict) and isinstance(quant.get("scale"), (int, float)):
-            return float(quant["scale"])
-    return DEFAULT_STEP
-
-
-def _as_vector(value: Any) -> dict[str, float] | None:
-    """A score container (dict label->number, or list) as a dict, else None."""
-    if isinstance(value, dict):
-        if all(isinstance(v, (int, float)) for v in value.values()):
-            return {str(k): float(v) for k, v in value.items()}
-        return None
+def _numbers(value: Any) -> dict[str, float] | None:
+    """A score container (dict label->number, or list of numbers) as a dict, else None."""
+    if isinstance(value, dict) and all(isinstance(v, (int, float)) for v in value.values()):
+        return {str(k): float(v) for k, v in value.items()}
     if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
         return {str(i): float(v) for i, v in enumerate(value)}
     return None
 
 
-def compare_scores(
-    host: dict[str, Any], pi: dict[str, Any], step_override: float | None
-) -> tuple[float, str | None]:
-    """Largest difference in quantisation steps and a reason when out of tolerance."""
-    h_raw, p_raw = _as_vector(host.get("raw")), _as_vector(pi.get("raw"))
-    if h_raw is not None and p_raw is not None:
-        if h_raw.keys() != p_raw.keys():
-            return math.inf, f"raw score keys differ: {sorted(h_raw)} vs {sorted(p_raw)}"
-        worst = max((abs(h_raw[k] - p_raw[k]) for k in h_raw), default=0.0)
-        return worst, (None if worst <= 1 else f"raw int8 scores differ by {worst:g} steps")
-    h_p, p_p = _as_vector(host.get("probs")), _as_vector(pi.get("probs"))
-    if h_p is None and p_p is None:
-        return 0.0, None
-    if h_p is None or p_p is None:
-        return math.inf, "scores present on one side only"
-    if h_p.keys() != p_p.keys():
-        return math.inf, f"score labels differ: {sorted(h_p)} vs {sorted(p_p)}"
-    step = _step(host, pi, override=step_override)
-    worst = max((abs(h_p[k] - p_p[k]) for k in h_p), default=0.0)
-    steps = worst / step
-    if worst <= step + EPS:
-        return steps, None
-    return steps, f"scores differ by {steps:.2f} steps (step {step:g})"
+class Comparison:
+    """Collects failures (which fail the check) and notes (which do not)."""
 
+    def __init__(self, tol: Tolerance, allow_ties: bool = False) -> None:
+        self.tol = tol
+        self.allow_ties = allow_ties
+        self.ties: list[str] = []
+        self.failures: list[str] = []
+        self.notes: list[str] = []
+        self.worst_raw = 0.0  # steps
+        self.worst_prob = 0.0  # steps
+        self.records = 0
 
-def _is_scored(rec: dict[str, Any]) -> bool:
-    return "label" in rec or "probs" in rec or "raw" in rec
+    def vector(self, where: str, key: str, h: Any, p: Any) -> None:
+        hv, pv = _numbers(h), _numbers(p)
+        if hv is None and pv is None:
+            if h != p:
+                self.failures.append(f"{where}: {key} {h!r} on the host, {p!r} on arm")
+            return
+        if hv is None or pv is None or hv.keys() != pv.keys():
+            self.failures.append(f"{where}: {key} do not match in shape: {h!r} vs {p!r}")
+            return
+        if key in RAW_KEYS:
+            worst = max((abs(hv[k] - pv[k]) for k in hv), default=0.0)
+            self.worst_raw = max(self.worst_raw, worst)
+            if worst > 1:
+                self.failures.append(f"{where}: raw int8 {key} differ by {worst:g} steps")
+            return
+        self.tol.n = len(hv)
+        steps = max((abs(hv[k] - pv[k]) / self.tol.step for k in hv), default=0.0)
+        self.worst_prob = max(self.worst_prob, steps)
+        over = [k for k in hv if abs(hv[k] - pv[k]) > self.tol.prob(max(hv[k], pv[k]))]
+        if over:
+            k = over[0]
+            self.failures.append(
+                f"{where}: {key}[{k}] {hv[k]:g} on the host, {pv[k]:g} on arm: more than one"
+                f" int8 step of the outputs explains ({self.tol.prob(max(hv[k], pv[k])):.4f})"
+            )
 
-
-def _key_predict(rec: dict[str, Any]) -> str:
-    name = rec.get("file") or rec.get("path") or ""
-    return PurePath(str(name)).name
-
-
-def compare_predict(host: list[dict], pi: list[dict], step: float | None) -> list[str]:
-    problems = []
-    h = {_key_predict(r): r for r in host}
-    p = {_key_predict(r): r for r in pi}
-    if h.keys() != p.keys():
-        problems.append(
-            f"files differ: host only {sorted(h.keys() - p.keys())}, "
-            f"pi only {sorted(p.keys() - h.keys())}"
+    def label(self, where: str, h: dict[str, Any], p: dict[str, Any]) -> None:
+        hl, pl = h.get("label"), p.get("label")
+        if hl == pl:
+            return
+        hp, pp = _numbers(h.get("probs")), _numbers(p.get("probs"))
+        tie = (
+            hp is not None
+            and pp is not None
+            and {hl, pl} <= hp.keys()
+            and {hl, pl} <= pp.keys()
+            and hp[hl] - hp[pl] <= self.tol.prob(hp[hl])
+            and pp[pl] - pp[hl] <= self.tol.prob(pp[pl])
         )
-    print(f"{'file':<28} {'host':<12} {'arm64':<12} {'max diff (steps)':>16}")
+        msg = f"{where}: label {hl!r} on the host, {pl!r} on arm"
+        if tie:
+            msg += f" (a tie: the two within one int8 step on both sides: {hp[hl]:g}/{hp[pl]:g}"
+            msg += f" on the host, {pp[hl]:g}/{pp[pl]:g} on arm)"
+            self.ties.append(msg)
+            if self.allow_ties:
+                return
+        self.failures.append(msg)
+
+    def record(self, where: str, h: dict[str, Any], p: dict[str, Any]) -> None:
+        self.records += 1
+        self.label(where, h, p)
+        for key in EQUAL_KEYS:
+            if key == "label":
+                continue
+            if (key in h or key in p) and h.get(key) != p.get(key):
+                self.failures.append(
+                    f"{where}: {key} {h.get(key)!r} on the host, {p.get(key)!r} on arm"
+                )
+        if TIME_KEY in h or TIME_KEY in p:
+            ht, pt = h.get(TIME_KEY), p.get(TIME_KEY)
+            if not (isinstance(ht, (int, float)) and isinstance(pt, (int, float))) or not (
+                math.isclose(ht, pt, abs_tol=1e-6)
+            ):
+                self.failures.append(f"{where}: t {ht!r} on the host, {pt!r} on arm")
+        for key in RAW_KEYS + PROB_KEYS:
+            if key in h or key in p:
+                self.vector(where, key, h.get(key), p.get(key))
+        hc, pc = h.get("confidence"), p.get("confidence")
+        if isinstance(hc, (int, float)) and isinstance(pc, (int, float)):
+            if h.get("label") == p.get("label") and abs(hc - pc) > self.tol.prob(max(hc, pc)):
+                steps = abs(hc - pc) / self.tol.step
+                self.failures.append(f"{where}: confidence differs by {steps:.2f} steps")
+        elif hc != pc:
+            self.failures.append(f"{where}: confidence {hc!r} on the host, {pc!r} on arm")
+        if isinstance(h.get("window"), dict) and isinstance(p.get("window"), dict):
+            self.record(f"{where} (window alone)", h["window"], p["window"])
+        for key in sorted((h.keys() | p.keys()) - IGNORED - set(EQUAL_KEYS) - set(RAW_KEYS)):
+            if key in PROB_KEYS or key == TIME_KEY:
+                continue
+            if h.get(key) != p.get(key):
+                self.notes.append(
+                    f"{where}: {key} {h.get(key)!r} on the host, {p.get(key)!r} on arm"
+                )
+
+    def windows(self, where: str, h: list[dict[str, Any]], p: list[dict[str, Any]]) -> None:
+        if len(h) != len(p):
+            self.failures.append(f"{where}: {len(h)} windows on the host, {len(p)} on arm")
+        for i, (hw, pw) in enumerate(zip(h, p)):
+            self.record(f"{where} window {i}", hw, pw)
+
+
+def _file_key(rec: dict[str, Any]) -> str:
+    return PurePath(str(rec.get("file") or rec.get("path") or "")).name
+
+
+def compare_predict(host: list[dict], pi: list[dict], cmp: Comparison) -> None:
+    h = {_file_key(r): r for r in host}
+    p = {_file_key(r): r for r in pi}
+    if not h:
+        cmp.failures.append("the host printed no predictions")
+    if h.keys() != p.keys():
+        cmp.failures.append(
+            f"files differ: host only {sorted(h.keys() - p.keys())}, "
+            f"arm only {sorted(p.keys() - h.keys())}"
+        )
+    print(f"  {'file':<26} {'host':<10} {'arm':<10} {'conf host/arm':<14} scores max |diff|")
     for name in sorted(h.keys() & p.keys()):
         hr, pr = h[name], p[name]
-        h_err, p_err = hr.get("error"), pr.get("error")
-        if h_err or p_err:
-            verdict = "same error" if (h_err is not None) == (p_err is not None) else "ERROR"
-            print(f"{name:<28} {str(h_err)[:12]:<12} {str(p_err)[:12]:<12} {verdict:>16}")
-            if verdict == "ERROR":
-                problems.append(f"{name}: error on one side only: host {h_err!r}, pi {p_err!r}")
-            continue
-        worst, why = compare_scores(hr, pr, step)
-        same = hr.get("label") == pr.get("label")
-        flag = "" if same and why is None else "  <-- differs"
-        h_label, p_label = str(hr.get("label")), str(pr.get("label"))
-        print(f"{name:<28} {h_label:<12} {p_label:<12} {worst:>16.2f}{flag}")
-        if not same:
-            problems.append(f"{name}: label {h_label!r} on the host, {p_label!r} on arm64")
-        if why:
-            problems.append(f"{name}: {why}")
-    return problems
+        before = len(cmp.failures)
+        cmp.record(name, hr, pr)
+        if isinstance(hr.get("windows"), list) and isinstance(pr.get("windows"), list):
+            cmp.windows(name, hr["windows"], pr["windows"])
+        raw_h, raw_p = _numbers(hr.get("scores")), _numbers(pr.get("scores"))
+        diff = (
+            f"{max(abs(raw_h[k] - raw_p[k]) for k in raw_h):.0f}"
+            if raw_h and raw_p and raw_h.keys() == raw_p.keys()
+            else "-"
+        )
+        conf = f"{hr.get('confidence')}/{pr.get('confidence')}"
+        flag = "" if len(cmp.failures) == before else "  <-- differs"
+        print(
+            f"  {name:<26} {str(hr.get('label')):<10} {str(pr.get('label')):<10} "
+            f"{conf:<14} {diff}{flag}"
+        )
 
 
-def compare_listen(host: list[dict], pi: list[dict], step: float | None) -> list[str]:
-    problems = []
-    h = [r for r in host if _is_scored(r)]
-    p = [r for r in pi if _is_scored(r)]
+def _scored(rec: dict[str, Any]) -> bool:
+    return any(k in rec for k in ("label", *PROB_KEYS, *RAW_KEYS))
+
+
+def compare_listen(host: list[dict], pi: list[dict], cmp: Comparison) -> None:
+    h = [r for r in host if _scored(r)]
+    p = [r for r in pi if _scored(r)]
     if not h:
-        problems.append("the host printed no window events")
-    if len(h) != len(p):
-        problems.append(f"{len(h)} window events on the host, {len(p)} on arm64")
-    worst_all, labels_same = 0.0, 0
-    for i, (hr, pr) in enumerate(zip(h, p)):
-        for key in TIME_KEYS:
-            if key in hr and key in pr and hr[key] != pr[key]:
-                problems.append(f"window {i}: {key} {hr[key]!r} on the host, {pr[key]!r} on arm64")
-        worst, why = compare_scores(hr, pr, step)
-        worst_all = max(worst_all, worst)
-        if hr.get("label") == pr.get("label"):
-            labels_same += 1
-        else:
-            problems.append(
-                f"window {i}: label {hr.get('label')!r} on the host, {pr.get('label')!r} on arm64"
-            )
-        if why:
-            problems.append(f"window {i}: {why}")
-    n = min(len(h), len(p))
-    labels = ", ".join(str(r.get("label")) for r in h[:12]) + (" ..." if len(h) > 12 else "")
-    print(
-        f"{n} windows: {labels_same}/{n} labels the same, largest score difference "
-        f"{worst_all:.2f} steps; host labels: {labels}"
-    )
-    return problems
+        cmp.failures.append("the host printed no window events")
+    cmp.windows("listen", h, p)
+    labels = [str(r.get("label")) for r in h]
+    shown = ", ".join(labels[:10]) + (" ..." if len(labels) > 10 else "")
+    print(f"  {len(h)} windows on the host, {len(p)} on arm; host labels: {shown}")
+
+
+def compare_info(host: list[dict], pi: list[dict], cmp: Comparison) -> None:
+    if len(host) != 1 or len(pi) != 1:
+        cmp.failures.append(f"info: {len(host)} records on the host, {len(pi)} on arm (want 1)")
+        return
+    h, p = host[0], pi[0]
+    cmp.records += 1
+    for key in sorted((h.keys() | p.keys()) - {"path"}):
+        if h.get(key) != p.get(key):
+            cmp.failures.append(f"info: {key} {h.get(key)!r} on the host, {p.get(key)!r} on arm")
+    print(f"  model {PurePath(str(h.get('path'))).name}: labels {h.get('labels')}")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mode", choices=("predict", "listen"), required=True)
+    ap.add_argument("--mode", choices=("predict", "listen", "info"), required=True)
     ap.add_argument(
-        "--step",
-        type=float,
-        default=None,
-        help="one output quantisation step (default: from the records, else 1/256)",
+        "--step", type=float, default=DEFAULT_STEP, help="one output quantisation step (1/256)"
+    )
+    ap.add_argument("--digits", type=int, default=4, help="decimals the JSON probabilities keep")
+    ap.add_argument(
+        "--allow-ties",
+        action="store_true",
+        help="pass a label that differs where the two labels are within one step (a tie)",
     )
     ap.add_argument("host")
     ap.add_argument("pi")
     args = ap.parse_args(argv)
     host, pi = read_jsonl(args.host), read_jsonl(args.pi)
-    compare = compare_predict if args.mode == "predict" else compare_listen
-    problems = compare(host, pi, args.step)
-    if problems:
-        for msg in problems:
-            print(f"MISMATCH {msg}")
+    cmp = Comparison(Tolerance(args.step, args.digits), allow_ties=args.allow_ties)
+    compare = {"predict": compare_predict, "listen": compare_listen, "info": compare_info}
+    compare[args.mode](host, pi, cmp)
+    for msg in cmp.notes[:20]:
+        print(f"  note: {msg}")
+    if len(cmp.notes) > 20:
+        print(f"  note: ... {len(cmp.notes) - 20} more")
+    if cmp.allow_ties:
+        for msg in cmp.ties:
+            print(f"  tie (allowed): {msg}")
+    summary = (
+        f"{args.mode}: {cmp.records} records compared; largest differences: raw int8 "
+        f"{cmp.worst_raw:.0f} step(s), probabilities {cmp.worst_prob:.2f} step(s)"
+        f"{f'; {len(cmp.ties)} tie(s)' if cmp.ties else ''}"
+    )
+    if cmp.failures:
+        for msg in cmp.failures:
+            print(f"  MISMATCH {msg}")
+        print(f"{summary}; {len(cmp.failures)} mismatch(es)")
         return 1
-    print(f"{args.mode}: host and arm64 agree")
+    print(f"{summary}; host and arm agree")
     return 0
 
 

@@ -1,34 +1,51 @@
 #!/usr/bin/env bash
-# pi-check: run the edge runtime in an emulated Raspberry Pi OS-like arm64 userland
-# (Debian bookworm arm64, Python 3.11, qemu-user with a Cortex-A72 CPU) and check that
-# it gives the same answers as the host.
+# pi-check: run the edge runtime in an emulated Raspberry Pi OS-like userland and check
+# that it gives the same answers as the host. Default: Debian bookworm arm64 with
+# Python 3.11 (what Raspberry Pi OS bookworm 64-bit is built on), under qemu-user
+# emulating a Cortex-A72 (Raspberry Pi 4). PI_ARCH=armhf: the 32-bit image with
+# tflite-runtime 2.14 and Debian's numpy 1.24.
 #
 #   bash tools/pi/pi-check.sh            (what `make pi-check` runs; needs root)
+#   PI_ARCH=armhf bash tools/pi/pi-check.sh
 #
 # Steps:
-#   1. host tools (debootstrap, qemu-user-static, binfmt-support) and the
-#      binfmt_misc registration for aarch64;
-#   2. a cached Debian bookworm arm64 root filesystem (built once, outside the repo);
-#   3. aarch64 wheels of the edge dependencies, downloaded on the host (cached), pinned
-#      to the versions in the host's .venv so both sides run the same runtime;
+#   1. host tools (debootstrap, qemu-user-static, binfmt-support; apt-get installs
+#      what is missing) and qemu's binfmt_misc registration;
+#   2. a cached Debian bookworm root filesystem (built once, outside the repo; a stamp
+#      file marks it complete, anything else is rebuilt);
+#   3. wheels of the edge dependencies for the Pi, downloaded on the host (cached),
+#      pinned to the versions in the host's .venv so both sides run the same runtime;
 #   4. a venv inside the root with those wheels (cached) and this project's wheel,
-#      installed offline (--no-index, and no network namespace at all);
-#   5. `edge-ser info`, `edge-ser predict --json` on real clips and
-#      `edge-ser listen --file ... --fast --json`, on the host and in the emulated Pi;
+#      installed offline (--no-index, in a network namespace without a network);
+#   5. `edge-ser info`, `edge-ser predict --json` on real RAVDESS clips (copied into
+#      the root for the run and deleted after) and `edge-ser listen --file ... --fast
+#      --json`, on the host and in the emulated Pi;
 #   6. tools/pi/compare.py: same labels, int8 scores within one quantisation step.
+#
+# Everything mounted (proc, sys, dev, the Pi's cpuinfo over /proc/cpuinfo, binfmt_misc
+# if it was not) is unmounted on exit, also on failure or Ctrl-C; mounts left by a run
+# that was killed outright are removed by the next one.
 #
 # Times printed here are under emulation (qemu-user on an x86 host): they are not
 # Raspberry Pi figures.
 #
 # Environment (all optional):
-#   PI_ROOTFS      cached root filesystem          (/var/cache/edge-ser/pi-arm64)
-#   PI_WHEELS      cached aarch64 wheels           (/var/cache/edge-ser/wheels-aarch64)
-#   PI_DEB_CACHE   cached .deb files for debootstrap (/var/cache/edge-ser/debs-arm64)
+#   PI_ARCH        arm64 or armhf                  (arm64)
+#   PI_BOARD       pi4 or pi5 (arm64 only): the emulated CPU and its /proc/cpuinfo (pi4)
+#   PI_ROOTFS      cached root filesystem          (/var/cache/edge-ser/pi-$PI_ARCH)
+#   PI_WHEELS      cached wheels                   (/var/cache/edge-ser/wheels-aarch64)
+#   PI_DEB_CACHE   cached .deb files for debootstrap (/var/cache/edge-ser/debs-$PI_ARCH)
 #   PI_MIRROR      Debian mirror                   (the one apt on the host uses)
-#   PI_QEMU_CPU    emulated CPU                    (cortex-a72, as in a Raspberry Pi 4)
+#   PI_QEMU_CPU    emulated CPU                    (arm64: cortex-a72, as in a Pi 4, or
+#                  cortex-a76 for a pi5; armhf: cortex-a15). qemu's default CPU gives wrong int8 results
+#                  through XNNPACK (up to 7 steps off on a test model).
 #   PI_CLIPS       number of clips to predict      (12)
-#   PI_LISTEN_CLIPS number of those also streamed through `listen` (2)
+#   PI_LISTEN_CLIPS how many of them, end to end, `listen` streams (4)
+#   PI_MODELS      models to check: "default" (the CLI's default bundle), shipped names
+#                  or .tflite paths, space-separated    (default)
 #   PI_OUT         where the JSON outputs are kept (a new /tmp/edge-ser-pi-check.XXXXXX)
+#   PI_ALLOW_TIES=1 pass a label that differs only where its top two are within one
+#                  int8 step on both sides (reported either way)
 #   PI_REBUILD=1   rebuild the root filesystem and the venv from scratch
 #   SER_DATA       RAVDESS speech directory        (../shared/data/ravdess-speech-16k)
 #   HOST_VENV      the host venv with edge-ser     (.venv)
@@ -37,28 +54,62 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE="$REPO/tools/pi"
 
-PI_ROOTFS=${PI_ROOTFS:-/var/cache/edge-ser/pi-arm64}
-PI_WHEELS=${PI_WHEELS:-/var/cache/edge-ser/wheels-aarch64}
-PI_DEB_CACHE=${PI_DEB_CACHE:-/var/cache/edge-ser/debs-arm64}
-PI_QEMU_CPU=${PI_QEMU_CPU:-cortex-a72}
+PI_ARCH=${PI_ARCH:-arm64}
+PI_BOARD=${PI_BOARD:-pi4}
+SUITE=bookworm
+# Per architecture: Debian's name, the kernel's machine name, qemu's binfmt entry, the
+# emulated CPU, the Pi's /proc/cpuinfo, wheel platforms, the interpreter distributions
+# downloaded as wheels, extra Debian packages in the root, and the project's extras.
+case $PI_ARCH in
+    arm64)  # Raspberry Pi OS 64-bit: ai-edge-litert with numpy 2 from aarch64 wheels
+        MACHINE=aarch64
+        QEMU_NAME=aarch64
+        case $PI_BOARD in
+            pi4) DEFAULT_CPU=cortex-a72 ;;   # BCM2711: 4 x Cortex-A72
+            pi5) DEFAULT_CPU=cortex-a76 ;;   # BCM2712: 4 x Cortex-A76 (int8 dot product)
+            *) echo "pi-check: PI_BOARD must be pi4 or pi5, not '$PI_BOARD'" >&2; exit 2 ;;
+        esac
+        CPUINFO=cpuinfo-$PI_BOARD
+        WHEEL_PLATFORMS=(manylinux_2_27_aarch64 manylinux_2_28_aarch64 manylinux_2_17_aarch64 manylinux2014_aarch64)
+        # pyproject's base dependencies; what ai-edge-litert needs comes with the resolver
+        EDGE_DEPS=(ai-edge-litert numpy click flatbuffers)
+        WHEEL_DEPS=1
+        INCLUDE=python3,python3-venv,python3-pip
+        VENV_FLAGS=()
+        EXTRAS=""
+        ;;
+    armhf)  # Raspberry Pi OS 32-bit: tflite-runtime 2.14, Debian's numpy 1.24 (numpy<2)
+        MACHINE=armv7l
+        QEMU_NAME=arm
+        [[ $PI_BOARD == pi4 ]] || { echo "pi-check: PI_ARCH=armhf checks a pi4 only" >&2; exit 2; }
+        DEFAULT_CPU=cortex-a15   # ARMv7 + NEON + VFPv4: what a Pi 4 shows a 32-bit OS, less crc32
+        CPUINFO=cpuinfo-pi4-armv7l
+        WHEEL_PLATFORMS=(manylinux_2_34_armv7l manylinux_2_31_armv7l manylinux_2_17_armv7l manylinux2014_armv7l)
+        EDGE_DEPS=(tflite-runtime click)
+        WHEEL_DEPS=0      # numpy comes from Debian: PyPI has no armv7l numpy wheels
+        INCLUDE=python3,python3-venv,python3-pip,python3-numpy
+        VENV_FLAGS=(--system-site-packages)
+        EXTRAS="[tflite-runtime]"
+        ;;
+    *) echo "pi-check: PI_ARCH must be arm64 or armhf, not '$PI_ARCH'" >&2; exit 2 ;;
+esac
+PI_ROOTFS=${PI_ROOTFS:-/var/cache/edge-ser/pi-$PI_ARCH}
+PI_WHEELS=${PI_WHEELS:-/var/cache/edge-ser/wheels-$MACHINE}
+PI_DEB_CACHE=${PI_DEB_CACHE:-/var/cache/edge-ser/debs-$PI_ARCH}
+PI_QEMU_CPU=${PI_QEMU_CPU:-$DEFAULT_CPU}
 PI_CLIPS=${PI_CLIPS:-12}
-PI_LISTEN_CLIPS=${PI_LISTEN_CLIPS:-2}
+PI_LISTEN_CLIPS=${PI_LISTEN_CLIPS:-4}
+PI_MODELS=${PI_MODELS:-default}
+PI_ALLOW_TIES=${PI_ALLOW_TIES:-0}
 PI_REBUILD=${PI_REBUILD:-0}
 SER_DATA=${SER_DATA:-../shared/data/ravdess-speech-16k}
 HOST_VENV=${HOST_VENV:-.venv}
 
 # The recipe of the root filesystem: a cached root built from another recipe is rebuilt.
-SUITE=bookworm
-ARCH=arm64
-INCLUDE=python3,python3-venv,python3-pip
-ROOTFS_RECIPE="edge-ser pi rootfs v1: debootstrap --arch=$ARCH --variant=minbase --include=$INCLUDE $SUITE"
+ROOTFS_RECIPE="edge-ser pi rootfs v1: debootstrap --arch=$PI_ARCH --variant=minbase --include=$INCLUDE $SUITE"
 STAMP_NAME=.edge-ser-rootfs-complete
 PI_VENV=/opt/edge-ser            # inside the root
 RUN_IN_ROOT=/tmp/edge-ser-pi-check   # inside the root, removed after every run
-# The distributions the edge needs on arm64 (pyproject's base dependencies, and what
-# ai-edge-litert itself pulls in comes along through the resolver).
-EDGE_DEPS=(ai-edge-litert numpy click flatbuffers)
-WHEEL_PLATFORMS=(manylinux_2_27_aarch64 manylinux_2_28_aarch64 manylinux_2_17_aarch64 manylinux2014_aarch64)
 
 log() { printf '[pi-check] %s\n' "$*" >&2; }
 die() { printf '[pi-check] error: %s\n' "$*" >&2; exit 1; }
@@ -70,12 +121,28 @@ case $SER_DATA in /*) ;; *) SER_DATA="$REPO/$SER_DATA" ;; esac
 case $HOST_VENV in /*) ;; *) HOST_VENV="$REPO/$HOST_VENV" ;; esac
 
 [[ $(id -u) == 0 ]] || die "needs root (debootstrap, chroot and mounts); run it as root or with sudo"
-[[ $(uname -m) == x86_64 || $(uname -m) == aarch64 ]] || die "unsupported host $(uname -m)"
+HOST_MACHINE=$(uname -m)
+[[ $HOST_MACHINE == x86_64 || $HOST_MACHINE == aarch64 ]] || die "unsupported host $HOST_MACHINE"
+# On an arm64 host the arm64 root runs natively: nothing to emulate.
+EMULATED=1
+[[ $HOST_MACHINE == "$MACHINE" ]] && EMULATED=0
 
 # ---------------------------------------------------------------- mounts and cleanup
 MOUNTS=()          # what this run mounted, in order; unmounted in reverse on exit
 RUN_DIR_HOST=""    # $PI_ROOTFS$RUN_IN_ROOT once created
+HOST_CODE=""       # the project's wheel unpacked on the host
 BINFMT_MOUNTED=0
+LOCKED=0           # only the holder of the lock touches the root's mounts
+TIMINGS=()
+T_START=$(now)
+
+report_timings() {
+    ((${#TIMINGS[@]})) || return 0
+    TIMINGS+=("whole pi-check (wall clock on this host): $(elapsed "$T_START") s")
+    log "timings (emulated = qemu-user on this host: not Raspberry Pi times):"
+    local t
+    for t in "${TIMINGS[@]}"; do log "  $t"; done
+}
 
 unmount_one() {
     local target=$1
@@ -86,13 +153,14 @@ unmount_one() {
 cleanup() {
     local rc=$?
     set +e
+    report_timings
     local i
     for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
         unmount_one "${MOUNTS[i]}"
     done
     MOUNTS=()
-    unmount_under "$PI_ROOTFS"
-    if [[ -n $RUN_DIR_HOST && -d $RUN_DIR_HOST ]]; then
+    [[ $LOCKED == 1 ]] && unmount_under "$PI_ROOTFS"
+    if [[ $LOCKED == 1 && -n $RUN_DIR_HOST && -d $RUN_DIR_HOST ]]; then
         # Never remove through a mount point: only once nothing is mounted below.
         if [[ -z $(mounts_under "$PI_ROOTFS") ]]; then
             rm -rf --one-file-system "$RUN_DIR_HOST"
@@ -100,6 +168,7 @@ cleanup() {
             log "warning: mounts left under $PI_ROOTFS; not removing $RUN_DIR_HOST"
         fi
     fi
+    [[ -n $HOST_CODE ]] && rm -rf "$HOST_CODE"
     if [[ $BINFMT_MOUNTED == 1 ]]; then
         unmount_one /proc/sys/fs/binfmt_misc
     fi
@@ -136,7 +205,7 @@ do_mount() {  # do_mount TARGET mount-args... ; records TARGET for cleanup
 ensure_host_tools() {
     local need=()
     command -v debootstrap >/dev/null || need+=(debootstrap)
-    [[ -x /usr/bin/qemu-aarch64-static ]] || need+=(qemu-user-static)
+    [[ $EMULATED == 0 || -x /usr/bin/qemu-$QEMU_NAME-static ]] || need+=(qemu-user-static)
     command -v update-binfmts >/dev/null || need+=(binfmt-support)
     if ((${#need[@]})); then
         log "installing host packages: ${need[*]}"
@@ -146,17 +215,18 @@ ensure_host_tools() {
 }
 
 ensure_binfmt() {
+    [[ $EMULATED == 1 ]] || return 0
     if ! mountpoint -q /proc/sys/fs/binfmt_misc; then
         mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
             || die "cannot mount binfmt_misc (a container without privileges?)"
         BINFMT_MOUNTED=1
     fi
-    local entry=/proc/sys/fs/binfmt_misc/qemu-aarch64
+    local entry=/proc/sys/fs/binfmt_misc/qemu-$QEMU_NAME
     if [[ ! -e $entry ]] || ! grep -qx enabled "$entry"; then
-        update-binfmts --enable qemu-aarch64 2>/dev/null || true
+        update-binfmts --enable "qemu-$QEMU_NAME" 2>/dev/null || true
     fi
     if [[ ! -e $entry ]] || ! grep -qx enabled "$entry"; then
-        die "qemu-aarch64 is not registered with binfmt_misc (update-binfmts --enable qemu-aarch64 failed)"
+        die "qemu-$QEMU_NAME is not registered with binfmt_misc (update-binfmts --enable qemu-$QEMU_NAME failed)"
     fi
     BINFMT_INTERP=$(awk '$1 == "interpreter" { print $2 }' "$entry")
     BINFMT_FLAGS=$(awk '$1 == "flags:" { print $2 }' "$entry")
@@ -165,9 +235,9 @@ ensure_binfmt() {
 # Without the F flag the kernel looks for the interpreter inside the chroot.
 ensure_interp_in_root() {
     local root=$1
-    if [[ $BINFMT_FLAGS != *F* ]]; then
+    if [[ $EMULATED == 1 && $BINFMT_FLAGS != *F* ]]; then
         mkdir -p "$root$(dirname "$BINFMT_INTERP")"
-        cp /usr/bin/qemu-aarch64-static "$root$BINFMT_INTERP"
+        cp "/usr/bin/qemu-$QEMU_NAME-static" "$root$BINFMT_INTERP"
     fi
 }
 
@@ -196,9 +266,9 @@ build_rootfs() {
     [[ -z $(mounts_under "$PI_ROOTFS") ]] || die "mounts remain under $PI_ROOTFS; not deleting it"
     rm -rf --one-file-system "$partial" "$PI_ROOTFS"
     mkdir -p "$(dirname "$PI_ROOTFS")" "$PI_DEB_CACHE"
-    log "building the $SUITE $ARCH root in $PI_ROOTFS from $mirror (once; several minutes)"
+    log "building the $SUITE $PI_ARCH root in $PI_ROOTFS from $mirror (once; several minutes)"
     t0=$(now)
-    if ! debootstrap --arch="$ARCH" --variant=minbase --include="$INCLUDE" \
+    if ! debootstrap --arch="$PI_ARCH" --variant=minbase --include="$INCLUDE" \
         --cache-dir="$PI_DEB_CACHE" "$SUITE" "$partial" "$mirror" >"$partial.log" 2>&1; then
         tail -n 30 "$partial.log" >&2 || true
         unmount_under "$PI_ROOTFS"
@@ -207,12 +277,13 @@ build_rootfs() {
     unmount_under "$PI_ROOTFS"
     ensure_interp_in_root "$partial"
     rm -f "$partial"/var/cache/apt/archives/*.deb
-    QEMU_CPU=$PI_QEMU_CPU chroot "$partial" /usr/bin/python3 -c 'import platform, sys; assert platform.machine() == "aarch64"; assert sys.version_info[:2] == (3, 11)' \
-        || die "the new root's python3 does not run as aarch64 Python 3.11"
+    QEMU_CPU=$PI_QEMU_CPU chroot "$partial" /usr/bin/python3 -c \
+        "import platform, sys; assert platform.machine() == '$MACHINE', platform.machine(); assert sys.version_info[:2] == (3, 11)" \
+        || die "the new root's python3 does not run as $MACHINE Python 3.11"
     echo "$ROOTFS_RECIPE" >"$partial/$STAMP_NAME"
     mv "$partial" "$PI_ROOTFS"
     rm -f "$partial.log"
-    TIMINGS+=("debootstrap of the arm64 root (host time, includes downloads): $(elapsed "$t0") s")
+    TIMINGS+=("debootstrap of the $PI_ARCH root (host time, includes downloads): $(elapsed "$t0") s")
 }
 
 # ---------------------------------------------------------------- 3. wheels
@@ -237,12 +308,16 @@ ensure_wheels() {
         return
     fi
     for p in "${WHEEL_PLATFORMS[@]}"; do plat_args+=(--platform "$p"); done
-    log "downloading aarch64 wheels: ${reqs//$'\n'/ }"
+    log "downloading $MACHINE wheels: ${reqs//$'\n'/ }"
     rm -f "$PI_WHEELS"/*.whl "$stamp"
+    [[ $WHEEL_DEPS == 1 ]] || plat_args+=(--no-deps)
     # shellcheck disable=SC2086
-    "$HOST_PY" -m pip download -q --disable-pip-version-check --only-binary=:all: \
+    if ! "$HOST_PY" -m pip download -q --disable-pip-version-check --only-binary=:all: \
         --python-version 3.11 --implementation cp --abi cp311 "${plat_args[@]}" \
-        -d "$PI_WHEELS" $reqs
+        -d "$PI_WHEELS" $reqs >"$PI_WHEELS/.download.log" 2>&1; then
+        cat "$PI_WHEELS/.download.log" >&2
+        die "downloading the $MACHINE wheels failed"
+    fi
     echo "$reqs" >"$stamp"
 }
 
@@ -262,8 +337,12 @@ build_project_wheel() {  # into $1; from the files git would commit (nothing ign
         tar -C "$REPO" --exclude='./.venv*' --exclude=./.git --exclude=./build --exclude=./dist \
             --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -C "$src" -xf -
     fi
-    "$HOST_PY" -m pip wheel -q --disable-pip-version-check --no-deps -w "$out" "$src" >&2
-    rm -rf "$src"
+    if ! "$HOST_PY" -m pip wheel -q --disable-pip-version-check --no-deps -w "$out" "$src" \
+        >"$src.log" 2>&1; then
+        cat "$src.log" >&2
+        die "building the project's wheel failed"
+    fi
+    rm -rf "$src" "$src.log"
     compgen -G "$out/edge_ser-*.whl" >/dev/null || die "building the project's wheel gave no edge_ser wheel"
 }
 
@@ -282,7 +361,7 @@ mount_pi() {
     do_mount "$r/dev" --bind /dev
     # qemu-user 7.2 passes the host's x86 /proc/cpuinfo through; XNNPACK's CPU detection
     # then crashes. A Raspberry Pi 4's (4 x Cortex-A72) makes it load as on the Pi.
-    do_mount "$r/proc/cpuinfo" --bind "$HERE/cpuinfo-pi4"
+    do_mount "$r/proc/cpuinfo" --bind "$HERE/$CPUINFO"
 }
 
 ensure_venv() {  # the dependency wheels, cached in the root until the wheel set changes
@@ -296,7 +375,7 @@ ensure_venv() {  # the dependency wheels, cached in the root until the wheel set
     t0=$(now)
     log "creating the venv $PI_VENV in the root (offline, under emulation)"
     rm -rf --one-file-system "${PI_ROOTFS:?}$PI_VENV"
-    pi /usr/bin/python3 -m venv "$PI_VENV"
+    pi /usr/bin/python3 -m venv "${VENV_FLAGS[@]}" "$PI_VENV"
     # shellcheck disable=SC2046
     pi "$PI_VENV/bin/pip" install -q --no-index --find-links "$RUN_IN_ROOT/wheels" \
         $(pinned_deps)
@@ -354,17 +433,49 @@ for src in map(Path, sys.argv[2:]):
 EOF
 }
 
+concat_wavs() {  # concat_wavs OUT NAME... : the clips (in $RUN_DIR_HOST/clips) end to end
+    local out=$1
+    shift
+    "$HOST_PY" - "$out" "$@" <<'EOF'
+import sys
+import wave
+from pathlib import Path
+
+out = Path(sys.argv[1])
+params, frames = None, []
+for name in sys.argv[2:]:
+    with wave.open(str(out.parent / name), "rb") as w:
+        p = (w.getnchannels(), w.getsampwidth(), w.getframerate())
+        if params is not None and p != params:
+            sys.exit(f"pi-check: {name} is {p}, the others {params}: cannot join them")
+        params = p
+        frames.append(w.readframes(w.getnframes()))
+with wave.open(str(out), "wb") as w:
+    w.setnchannels(params[0])
+    w.setsampwidth(params[1])
+    w.setframerate(params[2])
+    w.writeframes(b"".join(frames))
+EOF
+}
+
 # ---------------------------------------------------------------- main
-TIMINGS=()
-T_START=$(now)
-exec 9>"${PI_ROOTFS}.lock" 2>/dev/null || { mkdir -p "$(dirname "$PI_ROOTFS")"; exec 9>"${PI_ROOTFS}.lock"; }
-flock -w 3600 9 || die "another pi-check holds ${PI_ROOTFS}.lock"
+mkdir -p "$(dirname "$PI_ROOTFS")"
+exec 9>"${PI_ROOTFS}.lock"
+if ! flock -n 9; then
+    log "waiting for another pi-check to finish with $PI_ROOTFS"
+    flock -w 3600 9 || die "another pi-check holds ${PI_ROOTFS}.lock"
+fi
+LOCKED=1
 
 CHROOT=$(command -v chroot) || die "no chroot command"
 UNSHARE=$(command -v unshare) || die "no unshare command"
+if [[ $EMULATED == 1 ]]; then
+    EMULATED_LABEL=" emulated (qemu-user, $PI_QEMU_CPU; not Pi figures)"
+else
+    EMULATED_LABEL=" native on this $HOST_MACHINE host (not a Pi)"
+fi
 HOST_PY=$HOST_VENV/bin/python
-HOST_EDGE=$HOST_VENV/bin/edge-ser
-[[ -x $HOST_PY && -x $HOST_EDGE ]] \
+[[ -x $HOST_PY ]] \
     || die "no host edge-ser in $HOST_VENV (set the project up first, e.g. make test's set-up, or set HOST_VENV)"
 [[ -d $SER_DATA ]] || die "no RAVDESS data at $SER_DATA (set SER_DATA)"
 
@@ -386,6 +497,10 @@ rm -rf --one-file-system "$RUN_DIR_HOST"
 mkdir -p "$RUN_DIR_HOST/wheels" "$RUN_DIR_HOST/dist" "$RUN_DIR_HOST/clips"
 cp "$PI_WHEELS"/*.whl "$RUN_DIR_HOST/wheels/"
 build_project_wheel "$RUN_DIR_HOST/dist"
+# The host runs the same code as the Pi: the wheel's files first on the .venv's path (a
+# tree edited during the run cannot make the two sides differ).
+HOST_CODE=$(mktemp -d /tmp/edge-ser-pi-host.XXXXXX)
+"$HOST_PY" -m zipfile -e "$(compgen -G "$RUN_DIR_HOST/dist/edge_ser-*.whl" | head -n 1)" "$HOST_CODE"
 mapfile -t CLIPS < <(select_clips)
 ((${#CLIPS[@]})) || die "no clips selected from $SER_DATA"
 # The corpus is licensed: the copies live only for this run, inside the root.
@@ -398,11 +513,11 @@ ensure_venv
 t0=$(now)
 pi "$PI_VENV/bin/pip" uninstall -q -y edge-ser >/dev/null 2>&1 || true
 pi "$PI_VENV/bin/pip" install -q --no-index --find-links "$RUN_IN_ROOT/wheels" \
-    "$RUN_IN_ROOT/dist/$(basename "$(compgen -G "$RUN_DIR_HOST/dist/edge_ser-*.whl" | head -n 1)")"
+    "$RUN_IN_ROOT/dist/$(basename "$(compgen -G "$RUN_DIR_HOST/dist/edge_ser-*.whl" | head -n 1)")$EXTRAS"
 pi "$PI_VENV/bin/pip" check >&2
 TIMINGS+=("install of the project wheel in the root (emulated): $(elapsed "$t0") s")
 
-pi /usr/bin/python3 -c 'import platform, sys; print("[pi-check] emulated Pi:", platform.machine(), "Python", sys.version.split()[0])' >&2
+pi "$PI_VENV/bin/python" -c 'import platform, sys; print("[pi-check] in the root:", platform.machine(), "Python", sys.version.split()[0])' >&2
 grep -m1 PRETTY_NAME "$PI_ROOTFS/etc/os-release" | sed 's/^/[pi-check] root: /' >&2
 
 # Names relative to the clip directory, the same on both sides.
@@ -411,42 +526,78 @@ for c in "${CLIPS[@]}"; do
     c=$(basename "$c")
     CLIP_NAMES+=("${c%.*}.wav")
 done
-LISTEN_NAMES=("${CLIP_NAMES[@]:0:$PI_LISTEN_CLIPS}")
+# `listen` streams one recording made of the first clips end to end: windows across
+# utterances, silences and changes of emotion.
+concat_wavs "$RUN_DIR_HOST/clips/stream.wav" "${CLIP_NAMES[@]:0:$PI_LISTEN_CLIPS}"
 
-run_both() {  # run_both NAME edge-ser-args... : stdout to $OUT/NAME.{host,pi}.jsonl
-    local name=$1 t0
-    shift
-    t0=$(now)
-    (cd "$RUN_DIR_HOST/clips" && "$HOST_EDGE" "$@") >"$OUT/$name.host.jsonl"
-    TIMINGS+=("host: edge-ser $name: $(elapsed "$t0") s")
-    t0=$(now)
-    # shellcheck disable=SC2016  # expanded by the Pi's sh
-    pi /bin/sh -c 'cd "$0" && exec "$@"' "$RUN_IN_ROOT/clips" "$PI_VENV/bin/edge-ser" "$@" \
-        >"$OUT/$name.pi.jsonl"
-    TIMINGS+=("emulated arm64 (qemu, not Pi figures): edge-ser $name: $(elapsed "$t0") s")
+host_edge() {  # edge-ser on the host, from the wheel's code, in the clip directory
+    (cd "$RUN_DIR_HOST/clips" && env -u EDGE_SER_MODEL PYTHONPATH="$HOST_CODE" "$HOST_PY" -c \
+        'import sys; from edge.cli import main; sys.argv[0] = "edge-ser"; sys.exit(main())' "$@")
 }
 
-log "edge-ser info (host and emulated Pi)"
-run_both info info
-sed 's/^/  pi: /' "$OUT/info.pi.jsonl" >&2
+pi_edge() {  # edge-ser in the root, from the clip directory
+    # shellcheck disable=SC2016  # expanded by the Pi's sh
+    pi /bin/sh -c 'cd "$0" && exec "$@"' "$RUN_IN_ROOT/clips" "$PI_VENV/bin/edge-ser" "$@"
+}
 
-log "edge-ser predict --json on ${#CLIP_NAMES[@]} clips"
-run_both predict predict --json "${CLIP_NAMES[@]}"
+run_both() {  # run_both NAME edge-ser-args... : stdout to $OUT/NAME.{host,pi}.jsonl
+    local name=$1 t0 rc=0
+    shift
+    t0=$(now)
+    host_edge "$@" >"$OUT/$name.host.jsonl" 2>"$OUT/$name.host.err" || rc=$?
+    sed 's/^/  host: /' "$OUT/$name.host.err" >&2
+    ((rc == 0)) || die "edge-ser $* failed on the host (exit $rc)"
+    TIMINGS+=("host: edge-ser $name: $(elapsed "$t0") s")
+    t0=$(now)
+    pi_edge "$@" >"$OUT/$name.pi.jsonl" 2>"$OUT/$name.pi.err" || rc=$?
+    sed "s/^/  $PI_ARCH: /" "$OUT/$name.pi.err" >&2
+    ((rc == 0)) || die "edge-ser $* failed in the $PI_ARCH root (exit $rc)"
+    TIMINGS+=("$PI_ARCH$EMULATED_LABEL: edge-ser $name: $(elapsed "$t0") s")
+}
+
+compare() {  # compare MODE NAME
+    log "  host vs $PI_ARCH:"
+    local ties=()
+    [[ $PI_ALLOW_TIES == 1 ]] && ties=(--allow-ties)
+    "$HOST_PY" "$HERE/compare.py" --mode "$1" "${ties[@]}" \
+        "$OUT/$2.host.jsonl" "$OUT/$2.pi.jsonl" >&2 || status=1
+}
+
+host_edge_file=$(cd / && PYTHONPATH="$HOST_CODE" "$HOST_PY" -c 'import edge; print(edge.__file__)')
+[[ $host_edge_file == "$HOST_CODE"/* ]] || die "the host imports edge from $host_edge_file, not the wheel"
 
 status=0
-"$HOST_PY" "$HERE/compare.py" --mode predict "$OUT/predict.host.jsonl" "$OUT/predict.pi.jsonl" || status=1
-for name in "${LISTEN_NAMES[@]}"; do
-    log "edge-ser listen --file $name --fast --json"
-    run_both "listen-${name%.*}" listen --file "$name" --fast --json
-    "$HOST_PY" "$HERE/compare.py" --mode listen \
-        "$OUT/listen-${name%.*}.host.jsonl" "$OUT/listen-${name%.*}.pi.jsonl" || status=1
+mkdir -p "$RUN_DIR_HOST/models"
+for model in $PI_MODELS; do
+    # "default": no --model, the CLI's own default; a file: copied into the root; else a
+    # shipped name that both installs resolve.
+    if [[ $model == default ]]; then
+        margs=()
+        tag=default
+    elif [[ -f $model ]]; then
+        cp "$model" "$RUN_DIR_HOST/models/"
+        margs=(--model "../models/$(basename "$model")")
+        tag=$(basename "$model" .tflite)
+    else
+        margs=(--model "$model")
+        tag=$model
+    fi
+    log "model $tag: edge-ser info"
+    pi_edge info "${margs[@]:1}" | sed "s/^/  $PI_ARCH: /" >&2
+    run_both "$tag.info" info --json "${margs[@]:1}"
+    compare info "$tag.info"
+
+    log "model $tag: edge-ser predict --json on ${#CLIP_NAMES[@]} clips"
+    run_both "$tag.predict" predict "${margs[@]}" --json "${CLIP_NAMES[@]}"
+    compare predict "$tag.predict"
+
+    log "model $tag: edge-ser listen --file stream.wav --fast --json (${PI_LISTEN_CLIPS} clips end to end)"
+    run_both "$tag.listen" listen "${margs[@]}" --file stream.wav --fast --json
+    compare listen "$tag.listen"
 done
 
-TIMINGS+=("whole pi-check (host time): $(elapsed "$T_START") s")
-log "timings (emulated = qemu-user on this x86 host, not Raspberry Pi times):"
-for t in "${TIMINGS[@]}"; do log "  $t"; done
 log "outputs kept in $OUT"
 if ((status)); then
-    die "the emulated arm64 Pi does not agree with the host (see above)"
+    die "the $PI_ARCH root does not agree with the host (see above)"
 fi
-log "OK: the emulated arm64 Pi agrees with the host"
+log "OK: the $PI_ARCH root ($MACHINE, Python 3.11, $PI_BOARD cpuinfo, qemu $PI_QEMU_CPU) agrees with the host"

@@ -1,0 +1,79 @@
+"""The benchmark's pictures (matplotlib, Agg backend): a confusion matrix per model and the
+latency histograms. Without matplotlib (a bare Raspberry Pi install) :func:`available` is
+False and the report says the PNGs were skipped."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+
+def available() -> bool:
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def confusion(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
+    """Row-normalised confusion matrix (recall per true class) with counts, as a PNG."""
+    plt = _pyplot()
+    cm = np.asarray(matrix, dtype=np.float64)
+    rows = cm.sum(axis=1, keepdims=True)
+    rate = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    size = 1.0 + 0.75 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    im = ax.imshow(rate, cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{int(cm[i, j])}\n{rate[i, j]:.0%}", ha="center", va="center",
+                    fontsize=7, color="white" if rate[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def latency_histograms(series: dict[str, np.ndarray], path: Path, title: str) -> Path:
+    """Histograms of per-call times (milliseconds), one row per step, sharing a log x axis.
+
+    ``series`` maps a label (``"invoke | cnn-int8 | 1 thread"``) to its samples in ms.
+    """
+    plt = _pyplot()
+    names = list(series)
+    fig, axes = plt.subplots(len(names), 1, figsize=(8, 0.9 + 1.05 * len(names)),
+                             sharex=True, squeeze=False)
+    every = np.concatenate([np.asarray(v, dtype=np.float64) for v in series.values()])
+    lo, hi = max(every.min(), 1e-3), max(every.max(), 2e-3)
+    bins = np.geomspace(lo * 0.9, hi * 1.1, 60)
+    for ax, name in zip(axes[:, 0], names):
+        v = np.asarray(series[name], dtype=np.float64)
+        med, p99 = np.median(v), np.percentile(v, 99)
+        ax.hist(v, bins=bins, color="tab:blue", alpha=0.8)
+        ax.axvline(med, color="black", lw=1)
+        ax.axvline(p99, color="tab:red", lw=1, ls="--")
+        ax.set_xscale("log")
+        ax.set_yticks([])
+        ax.text(1.0, 0.5, f"{name}\nmedian {med:.3g} ms, p99 {p99:.3g} ms, n={v.size}",
+                transform=ax.transAxes, ha="right", va="center", fontsize=7,
+                bbox={"facecolor": "white", "alpha": 0.7, "lw": 0})
+    axes[-1, 0].set_xlabel("milliseconds per call (log scale); black: median, red: p99")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

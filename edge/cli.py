@@ -1,0 +1,331 @@
+"""``edge-ser``: live speech emotion recognition on the device.
+
+Commands: ``listen`` (microphone, file replay or raw PCM on stdin), ``predict`` (files),
+``devices`` (input devices and their rates), ``info`` (a model bundle's metadata).
+
+Exit codes: 0 ok, 1 failure, 2 bad input (a file, a model, a device, an option), 130 Ctrl-C.
+With ``--json`` only JSON Lines go to stdout; every diagnostic goes to stderr.
+
+Importing this module is cheap (click only): numpy, the interpreter and sounddevice are
+imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from edge import __version__
+from edge.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EdgeSerError
+
+PROG = "edge-ser"
+_IMPORTED_AT = time.monotonic()
+"""When the CLI module was imported: the start of the time-to-first-result measurement."""
+
+
+class CliError(click.ClickException):
+    """An :class:`EdgeSerError` as click shows it: ``edge-ser: message``, its exit code."""
+
+    def __init__(self, error: EdgeSerError) -> None:
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"{PROG}: {self.format_message()}", err=True)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EdgeSerError as e:
+            raise CliError(e) from None
+        except KeyboardInterrupt:  # outside listen's own handling (e.g. in predict)
+            _warn("interrupted")
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    """One JSON line on stdout, flushed (a consumer reads it as it happens)."""
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def _warn(message: str) -> None:
+    click.echo(f"{PROG}: {message}", err=True)
+
+
+model_option = click.option(
+    "--model", "-m", metavar="MODEL",
+    help="Model bundle: a .tflite path or a shipped name (cnn, cnn-lstm, cnn-float32, ...)."
+         "  [default: the shipped default, or $EDGE_SER_MODEL]")
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Interpreter threads.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True,
+    help="JSON Lines on stdout (one object per result), nothing else on stdout.")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name=PROG)
+def cli() -> None:
+    """Speech emotion recognition on a CPU: a numpy MFCC front end and an int8 TFLite model.
+
+    \b
+      edge-ser listen                      live, from the default microphone
+      edge-ser listen --file talk.wav      replay a recording as if it were live
+      edge-ser predict a.wav b.wav --json  one prediction per file, as JSON Lines
+      edge-ser devices                     input devices and the rates they take
+      edge-ser info cnn-lstm               what a model bundle contains
+
+    Exit status: 0 ok, 1 failure, 2 bad input (file, model, device, option), 130 Ctrl-C.
+    """
+
+
+# --------------------------------------------------------------------------------------
+# listen
+# --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@model_option
+@click.option("--device", "-d", metavar="DEVICE",
+              help="Input device: an index or part of a name from `edge-ser devices`."
+                   "  [default: the system's default input]")
+@json_option
+@click.option("--hop", type=click.FloatRange(min=0.01), metavar="SECONDS",
+              help="Seconds between results.  [default: the model's, usually 0.5]")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="Smoothed top probability below which a result is marked uncertain.")
+@click.option("--file", "-f", "file", metavar="FILE",
+              help="Replay an audio file as the live source instead of a microphone.")
+@click.option("--fast", is_flag=True,
+              help="With --file: as fast as possible instead of in real time.")
+@click.option("--stdin-raw", type=click.IntRange(min=1), metavar="RATE",
+              help="Read raw signed 16-bit little-endian mono PCM at RATE Hz from stdin.")
+@click.option("--duration", type=click.FloatRange(min=0.0, min_open=True), metavar="SECONDS",
+              help="Stop after this many seconds of audio (exit 0, with the summary).")
+@threads_option
+def listen(model: str | None, device: str | None, as_json: bool, hop: float | None,
+           threshold: float, file: str | None, fast: bool, stdin_raw: int | None,
+           duration: float | None, threads: int) -> None:
+    """Stream audio through the model and show the emotion as it changes.
+
+    On a terminal: a live line (time, emotion, confidence, bar, runner-up); a line is kept
+    each time the emotion changes. With --json: one object per hop on stdout:
+
+    \b
+      {"t": 3.5, "label": "angry", "confidence": 0.71, "probs": {...},
+       "speech": true, "uncertain": false, "changed": true, "scores": [...],
+       "window": {"label": ..., "probs": {...}}, ...}
+
+    "t" is the end of the window in seconds of audio; "label" and "confidence" are null when
+    the window holds no speech; "scores" are the raw int8 outputs (null for float models).
+    At the end (file done, stdin closed, --duration reached, or Ctrl-C) a one-line summary
+    goes to stderr and,
+    with --json, a last {"summary": {...}} object to stdout. Exit status 0 at the end of a
+    file or stdin, 130 after Ctrl-C; overruns (audio dropped because processing fell
+    behind) are counted in the summary, never fatal.
+    """
+    if file is not None and stdin_raw is not None:
+        raise click.UsageError("use either --file or --stdin-raw, not both")
+    if fast and file is None:
+        raise click.UsageError("--fast only applies to --file")
+    from edge.live import Listener, LiveView
+    from edge.recognizer import Recognizer
+    from edge.shipped import load_model_bundle
+    from edge.smoothing import SmoothingConfig
+    from edge.sources import FileSource, MicSource, stdin_source
+
+    bundle = load_model_bundle(model)
+    rate = bundle.metadata.features.frontend.sample_rate
+    if file is not None:
+        source = FileSource(file, realtime=not fast,
+                            min_seconds=bundle.metadata.features.window_seconds)
+    elif stdin_raw is not None:
+        source = stdin_source(stdin_raw)
+    else:
+        source = MicSource(device, preferred_rate=rate)
+    recognizer = Recognizer(bundle, input_rate=source.info.sample_rate, hop_seconds=hop,
+                            threads=threads, smoothing=SmoothingConfig(threshold=threshold))
+    view = LiveView(as_json=as_json, labels=bundle.metadata.labels)
+    listener = Listener(recognizer, source, on_result=view.show, started=_IMPORTED_AT,
+                        max_seconds=duration)
+    if not as_json:
+        _warn(f"listening to {source.info.name} at {source.info.sample_rate} Hz with"
+              f" {bundle.path.name} ({bundle.metadata.kind}, {bundle.metadata.quantization});"
+              " Ctrl-C to stop")
+    interrupted = listener.run()
+    view.close()
+    summary = listener.summary(interrupted=interrupted)
+    _warn(summary.line())
+    if as_json:
+        _emit({"summary": summary.to_dict()})
+    if interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+
+
+# --------------------------------------------------------------------------------------
+# predict
+# --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@model_option
+@json_option
+@click.option("--mode", type=click.Choice(["auto", "clip", "windows"]), default="auto",
+              show_default=True,
+              help="clip: one window prepared as in training (leading silence trimmed);"
+                   " windows: slide windows every hop and average those with speech;"
+                   " auto: clip when the speech fits one window (+1 s), else windows.")
+@click.option("--hop", type=click.FloatRange(min=0.01), metavar="SECONDS",
+              help="Seconds between windows in windows mode.  [default: the model's]")
+@threads_option
+def predict(files: tuple[str, ...], model: str | None, as_json: bool, mode: str,
+            hop: float | None, threads: int) -> None:
+    """Predict the emotion of each audio FILE (WAV; FLAC and others with soundfile).
+
+    One line per file: file, emotion, confidence, runner-up. With --json, one object per
+    file (JSON Lines):
+
+    \b
+      {"file": ..., "label": ..., "confidence": ..., "probs": {label: p},
+       "scores": [raw int8 outputs, or null for float models],
+       "windows": [{"t", "label", "confidence", "probs", "speech"}, ...],
+       "speech": true, "mode": "clip", "duration": 3.6}
+
+    A file that cannot be used gets one line on stderr (edge-ser: FILE: reason) and nothing on
+    stdout; the other files are still predicted, and the exit status is 2 at the end.
+    """
+    from edge.classifier import Classifier
+    from edge.predict import predict_file
+    from edge.shipped import load_model_bundle
+
+    bundle = load_model_bundle(model)
+    classifier = Classifier(bundle, threads=threads)
+    failed = 0
+    progress = sys.stderr.isatty() and len(files) > 1
+    for i, path in enumerate(files, 1):
+        if progress:
+            click.echo(f"\r[{i}/{len(files)}] {path}"[:79].ljust(79), err=True, nl=False)
+        try:
+            result = predict_file(path, classifier, mode=mode, hop_seconds=hop)
+        except EdgeSerError as e:
+            failed += 1
+            if progress:
+                click.echo("\r" + " " * 79 + "\r", err=True, nl=False)
+            message = str(e)
+            _warn(message if message.startswith(str(path)) else f"{path}: {message}")
+            continue
+        if as_json:
+            _emit(result.to_dict())
+        else:
+            if progress:
+                click.echo("\r" + " " * 79 + "\r", err=True, nl=False)
+            click.echo(_predict_line(result))
+    if progress:
+        click.echo("\r" + " " * 79 + "\r", err=True, nl=False)
+    if failed:
+        if len(files) > 1:
+            _warn(f"{failed} of {len(files)} files failed")
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _predict_line(result: Any) -> str:
+    ranked = sorted(result.probs.items(), key=lambda kv: -kv[1])
+    if result.label is None:
+        return f"{result.file}\t(no speech)"
+    runner, p2 = ranked[1] if ranked[0][0] == result.label else ranked[0]
+    return (f"{result.file}\t{result.label}\t{result.confidence:.2f}"
+            f"\t(then {runner} {p2:.2f})")
+
+
+# --------------------------------------------------------------------------------------
+# devices, info
+# --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@json_option
+def devices(as_json: bool) -> None:
+    """List audio input devices and the sample rates each accepts (mono).
+
+    The model's rate (16000 Hz) is best; a device without it is captured at its default rate
+    and resampled. Pass the index or part of the name to `edge-ser listen --device`.
+    """
+    from edge.sources import input_devices
+
+    found = input_devices()
+    if not found:
+        _warn("no audio input devices found; use `edge-ser listen --file FILE` to replay a"
+              " recording instead")
+        sys.exit(EXIT_BAD_INPUT)
+    if as_json:
+        for dev in found:
+            _emit(dev)
+        return
+    for dev in found:
+        mark = "*" if dev["default"] else " "
+        rates = ", ".join(str(r) for r in dev["rates"]) or "none of the common rates"
+        click.echo(f"{mark}{dev['index']:>3}  {dev['name']}  ({dev['hostapi']},"
+                   f" {dev['channels']} ch, default {dev['default_rate']} Hz)  rates: {rates}")
+    click.echo("(* = default input)", err=True)
+
+
+@cli.command()
+@click.argument("model", required=False, metavar="MODEL")
+@json_option
+def info(model: str | None, as_json: bool) -> None:
+    """Show a model bundle's metadata: labels, features, model, training, accuracy.
+
+    MODEL is a .tflite path or a shipped name; without it, the default model. The shipped
+    models are listed too.
+    """
+    from edge.shipped import default_model, load_model_bundle, shipped_models
+
+    bundle = load_model_bundle(model)
+    meta = bundle.metadata
+    if as_json:
+        _emit({"path": str(bundle.path), "size_bytes": bundle.size_bytes, **meta.to_dict()})
+        return
+    spec = meta.features
+    fe = spec.frontend
+    lines = [
+        f"model        {bundle.path} ({bundle.size_bytes / 1024:.1f} KB)",
+        f"kind         {meta.kind}, {meta.quantization},"
+        f" {meta.model.get('parameters', '?')} parameters",
+        f"labels       {', '.join(meta.labels)}",
+        f"input        {spec.input_shape} = {spec.window_seconds:g} s window,"
+        f" {fe.n_mfcc} MFCC{' + deltas' if spec.delta_width else ''};"
+        f" hop {meta.hop_seconds:g} s",
+        f"front end    {fe.convention}, {fe.sample_rate} Hz, n_fft {fe.n_fft},"
+        f" win {fe.win_length}, hop {fe.hop_length}, {fe.n_mels} mels,"
+        f" {fe.fmin:g}-{fe.fmax:g} Hz (hash {fe.config_hash()})",
+        f"training     {json.dumps(meta.training, sort_keys=True)}",
+        f"accuracy     {json.dumps(meta.accuracy, sort_keys=True)}",
+        f"edge-ser     {meta.edge_ser_version or '?'}",
+    ]
+    click.echo("\n".join(lines))
+    shipped = shipped_models()
+    if shipped:
+        try:
+            default = default_model().name
+        except EdgeSerError:
+            default = None
+        names = ", ".join(p.stem + (" (default)" if p.name == default else "") for p in shipped)
+        click.echo(f"shipped      {names}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli(prog_name=PROG)
+    except BrokenPipeError:  # e.g. `edge-ser predict ... | head -1`
+        sys.stderr.close()
+        sys.exit(1)

@@ -1,0 +1,187 @@
+"""ser-train end to end on real RAVDESS audio: a tiny run (4 actors, 1 epoch) through the
+installed console script, checked for its files, its splits, its normalisation, where
+augmentation went, the feature cache and determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest_train import make_tree
+
+pytestmark = [pytest.mark.data, pytest.mark.slow]
+
+SER_TRAIN = str(Path(sys.executable).with_name("ser-train"))
+ACTORS = ("Actor_01", "Actor_02", "Actor_03", "Actor_04")
+
+
+def ser_train(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([SER_TRAIN, *args], capture_output=True, text=True, env=env,
+                          timeout=900)
+
+
+@pytest.fixture(scope="module")
+def tiny(ravdess_dir, tmp_path_factory):
+    """Four actors (symlinked, never copied), one 2-fold run and its repeat, one held-out
+    actor run; all sharing one feature cache."""
+    root = tmp_path_factory.mktemp("ser-train")
+    data = root / "data"
+    data.mkdir()
+    for actor in ACTORS:
+        (data / actor).symlink_to(Path(ravdess_dir) / actor, target_is_directory=True)
+    cache = root / "cache"
+    common = ["--data", str(data), "--model", "cnn", "--epochs", "1", "--aug-copies", "1",
+              "--val-speakers", "1", "--batch-size", "64", "--cache-dir", str(cache)]
+    runs = {
+        "folds": ser_train(*common, "--folds", "2", "--out", str(root / "folds"), "--json"),
+        "repeat": ser_train(*common, "--folds", "2", "--out", str(root / "repeat")),
+        "held": ser_train(*common, "--test-actors", "4", "--seed", "7",
+                          "--out", str(root / "held")),
+    }
+    for name, r in runs.items():
+        assert r.returncode == 0, f"{name}: {r.stderr[-3000:]}"
+    return {"root": root, "data": data, "cache": cache, "runs": runs}
+
+
+def config(path: Path) -> dict:
+    return json.loads((path / "config.json").read_text())
+
+
+def test_run_dir_files_and_model_contract(tiny):
+    import keras
+
+    out = tiny["root"] / "folds"
+    for name in ("model.keras", "core.keras", "config.json", "report.json", "report.md",
+                 "confusion.png"):
+        assert (out / name).stat().st_size > 0, name
+    for k in (1, 2):
+        for name in ("model.keras", "config.json"):
+            assert (out / "folds" / f"fold-{k}" / name).is_file()
+    model = keras.models.load_model(out / "model.keras")
+    assert model.inputs[0].name == "features"
+    assert tuple(model.input_shape[1:]) == (297, 40, 2)
+    assert [layer.name for layer in model.layers][1:] == ["normalize", "core"]
+    core = model.get_layer("core")
+    probs = core.predict(np.zeros((2, 297, 40, 2), np.float32), verbose=0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    cfg = config(out)
+    assert cfg["labels"] == ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust",
+                             "surprised"]
+    assert cfg["model"]["parameters"] == core.count_params() <= 100_000
+    assert cfg["accuracy"]["folds"] == 2 and cfg["accuracy"]["n_clips"] == 240
+    assert cfg["training"]["train_speakers"] == [f"ravdess-0{i}" for i in range(1, 5)]
+    summary = json.loads(tiny["runs"]["folds"].stdout)["summary"]  # --json: stdout is JSON
+    assert summary == json.loads((out / "report.json").read_text())["summary"]
+
+
+def test_folds_are_speaker_independent(tiny):
+    out = tiny["root"] / "folds"
+    tested = []
+    for k in (1, 2):
+        t = config(out / "folds" / f"fold-{k}")["training"]
+        train, val, test = set(t["train_speakers"]), set(t["val_speakers"]), set(t["test_speakers"])
+        assert train and val and test
+        assert not (train & test) and not (val & test) and not (train & val)
+        tested += sorted(test)
+        preds = json.loads((out / "folds" / f"fold-{k}" / "predictions.json").read_text())
+        assert {c["speaker"] for c in preds["clips"]} == test
+    assert sorted(tested) == [f"ravdess-0{i}" for i in range(1, 5)]  # each actor tested once
+    report = json.loads((out / "report.json").read_text())
+    assert sum(f["sizes"]["test"] for f in report["folds"]) == 240
+
+
+def test_normalisation_is_fitted_on_the_training_fold_only(tiny):
+    import keras
+
+    from edge.features import FeatureSpec, Normalizer
+    from train.corpora import read_ravdess
+    from train.dataset import clip_inputs
+    from train.models import normalizer_of
+
+    utts = read_ravdess(tiny["data"]).utterances
+    fold = tiny["root"] / "folds" / "folds" / "fold-1"
+    train = set(config(fold)["training"]["train_speakers"])
+    inputs = clip_inputs([u for u in utts if u.speaker in train], FeatureSpec(),
+                         cache_dir=tiny["cache"], progress=False)
+    expected = Normalizer.fit(inputs)
+    got = normalizer_of(keras.models.load_model(fold / "model.keras"))
+    np.testing.assert_allclose(got.mean, expected.mean, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(got.std, expected.std, rtol=1e-5)
+    saved = Normalizer.from_dict(config(fold)["normalization"])
+    np.testing.assert_allclose(saved.mean, expected.mean, rtol=1e-5, atol=1e-4)
+    everyone = Normalizer.fit(clip_inputs(list(utts), FeatureSpec(), cache_dir=tiny["cache"],
+                                          progress=False))
+    assert np.abs(everyone.mean - got.mean).max() > 1e-2  # the test can tell the difference
+
+
+def test_augmentation_never_touches_held_out_actors(tiny):
+    from edge.features import FeatureSpec
+    from train.corpora import read_ravdess
+    from train.dataset import FeatureCache, file_digest
+
+    cfg = config(tiny["root"] / "held")
+    assert cfg["training"]["test_speakers"] == ["ravdess-04"]
+    assert "ravdess-04" not in cfg["training"]["augmented_speakers"]
+    cache = FeatureCache(tiny["cache"], FeatureSpec())
+    entries = {p.name for p in cache.directory.rglob("*.npy")}
+    for u in read_ravdess(tiny["data"]).utterances:
+        digest = file_digest(u.path)
+        # the held-out run (seed 7) names its augmented copies "<digest>-aug<key>-s7-c0"
+        held_copies = [e for e in entries if e.startswith(digest) and "-s7-c" in e]
+        assert len(held_copies) == (0 if u.speaker == "ravdess-04" else 1), u.path.name
+    # in each fold, only that fold's training speakers are augmented
+    for k in (1, 2):
+        t = config(tiny["root"] / "folds" / "folds" / f"fold-{k}")["training"]
+        assert set(t["augmented_speakers"]) == set(t["train_speakers"])
+
+
+def test_second_run_reuses_the_cache_and_is_deterministic(tiny):
+    assert "(240 feature windows computed" not in tiny["runs"]["repeat"].stderr
+    assert "(0 feature windows computed, 240 cached)" in tiny["runs"]["repeat"].stderr
+    a = json.loads((tiny["root"] / "folds" / "report.json").read_text())
+    b = json.loads((tiny["root"] / "repeat" / "report.json").read_text())
+    assert a["summary"] == b["summary"]
+    strip = [[{k: v for k, v in h.items() if k != "seconds"} for h in f["history"]]
+             for f in a["folds"]]
+    strip_b = [[{k: v for k, v in h.items() if k != "seconds"} for h in f["history"]]
+               for f in b["folds"]]
+    assert strip == strip_b
+    assert a["pooled"]["confusion"] == b["pooled"]["confusion"]
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    missing = ser_train("--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o"))
+    assert missing.returncode == 2
+    assert "no audio files" in missing.stderr or "no such" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    make_tree(tmp_path / "odd", ["hello.wav"])
+    odd = ser_train("--data", str(tmp_path / "odd"), "--out", str(tmp_path / "o"))
+    assert odd.returncode == 2 and "Traceback" not in odd.stderr
+    assert "known corpus" in odd.stderr
+
+
+def test_rf_baseline_on_two_synthetic_corpora(tmp_path):
+    """--model rf, --data twice (EmoDB and SAVEE names, auto-detected), --classes merging."""
+    emodb = [f"{s}a0{i}{e}a.wav" for s in ("03", "08", "10") for i, e in enumerate("WFTN")]
+    savee = [f"{s}_{e}0{i}.wav" for s in ("DC", "JE") for i, e in enumerate(("a", "h", "sa"))]
+    make_tree(tmp_path / "emodb", emodb, seconds=0.6)
+    make_tree(tmp_path / "savee", savee, seconds=0.6)
+    out = tmp_path / "rf"
+    r = ser_train("--data", str(tmp_path / "emodb"), "--data", str(tmp_path / "savee"),
+                  "--model", "rf", "--folds", "2", "--classes", "angry+happy,sad,neutral",
+                  "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["labels"] == ["angry", "sad", "neutral"]
+    assert report["n_clips"] == len(emodb) + len(savee)
+    assert {d["corpus"] for d in report["data"]} == {"emodb", "savee"}
+    for f in report["folds"]:
+        assert not set(f["test_speakers"]) & set(f["train_speakers"])
+    assert (out / "confusion.png").stat().st_size > 0 and (out / "report.md").is_file()
+    assert json.loads(r.stdout)["summary"]["folds"] == 2

@@ -1,0 +1,193 @@
+"""``ser-train``: train and evaluate a model speaker-independently, write a run directory."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from edge.errors import EXIT_INTERRUPTED, EdgeSerError
+from edge.features import FeatureSpec
+
+MODELS = ("cnn", "cnn-lstm", "rf")
+CORPORA = ("ravdess", "crema-d", "tess", "savee", "emodb", "csv")
+
+
+class _CliError(click.ClickException):
+    def __init__(self, error: EdgeSerError) -> None:
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+
+def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
+    """``1,2,15`` or ``ravdess-01,...`` -> speaker ids present in the data."""
+    from edge.errors import ConfigError
+    from train.corpora import actor_number
+
+    by_number: dict[int, list[str]] = {}
+    for s in speakers:
+        with contextlib.suppress(ValueError):
+            by_number.setdefault(actor_number(s), []).append(s)
+    out: list[str] = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        if item in speakers:
+            out.append(item)
+        elif item.isdigit() and len(by_number.get(int(item), [])) == 1:
+            out.append(by_number[int(item)][0])
+        else:
+            raise ConfigError(f"--test-actors: {item!r} is not a speaker in the data"
+                              f" (e.g. {', '.join(speakers[:4])}, or their numbers)")
+    if not out:
+        raise ConfigError("--test-actors: empty list")
+    return tuple(dict.fromkeys(out))
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"],
+                                 "max_content_width": 100})
+@click.option("--data", "data", multiple=True, required=True,
+              type=click.Path(path_type=Path),
+              help="Corpus directory (or a CSV of path,label[,speaker]). Repeat to train on"
+                   " several corpora together.")
+@click.option("--corpus", "corpora", multiple=True, type=click.Choice(CORPORA),
+              help="Reader for each --data, in order (default: detected from file names).")
+@click.option("--model", "kind", type=click.Choice(MODELS), default="cnn", show_default=True,
+              help="cnn (~86k params), cnn-lstm (~78k, int8-exportable LSTM) or rf (random"
+                   " forest on utterance statistics, the classical baseline).")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+              help="Run directory to write (model.keras, config.json, report.*).")
+@click.option("--folds", type=int, default=4, show_default=True,
+              help="K-fold by speaker: each speaker is tested exactly once; then the shipped"
+                   " model is trained on all speakers.")
+@click.option("--final/--no-final", default=True, show_default=True,
+              help="After the folds, train the shipped model on all speakers (--no-final:"
+                   " folds only, for experiments).")
+@click.option("--test-actors", default=None,
+              help="Instead of folds: hold out these speakers (e.g. 1,2 or ravdess-01) and"
+                   " ship the model trained on the others.")
+@click.option("--val-speakers", type=int, default=2, show_default=True,
+              help="Training speakers set aside for early stopping in each fold.")
+@click.option("--epochs", type=int, default=30, show_default=True,
+              help="Epochs per fold (cosine schedule); the kept epoch is chosen on validation"
+                   " speakers (smoothed accuracy) and the final model uses the folds' median.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Same data and seed give the same report on the same machine.")
+@click.option("--loss", type=click.Choice(["ce", "focal"]), default="ce", show_default=True,
+              help="Cross-entropy, or focal loss alpha*(1-pt)**gamma*CE.")
+@click.option("--augment/--no-augment", default=True, show_default=True,
+              help="Waveform copies (gain, noise, shift, speed, pitch) and SpecAugment, on"
+                   " training speakers only.")
+@click.option("--aug-copies", type=int, default=2, show_default=True,
+              help="Augmented waveform copies per training clip (cached).")
+@click.option("--learning-rate", type=float, default=2e-3, show_default=True,
+              help="Peak learning rate (cosine decay to 0 over --epochs).")
+@click.option("--mixup", type=float, default=0.0, show_default=True,
+              help="Mixup Beta(a, a) parameter on training batches; 0 disables.")
+@click.option("--label-smoothing", type=float, default=0.0, show_default=True)
+@click.option("--weight-decay", type=float, default=0.0, show_default=True,
+              help="Decoupled weight decay (AdamW); 0 uses Adam.")
+@click.option("--cmn/--no-cmn", default=True, show_default=True,
+              help="Subtract each coefficient's mean over the window inside the model"
+                   " (robust to gain, microphone and speaker offsets).")
+@click.option("--window-seconds", type=float, default=3.0, show_default=True,
+              help="Audio per model window, after trimming leading silence.")
+@click.option("--classes", default=None,
+              help="Classes to keep, comma-separated; a+b merges b into a; others dropped."
+                   " E.g. 'neutral+calm,happy,sad,angry'.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Feature cache (default $EDGE_SER_CACHE or ~/.cache/edge-ser/features).")
+@click.option("--no-cache", is_flag=True, help="Compute every feature again.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the report summary as JSON on stdout.")
+def main(data, corpora, kind, out, folds, final, test_actors, val_speakers, epochs, batch_size,
+         seed, loss, augment, aug_copies, learning_rate, mixup, label_smoothing, weight_decay, cmn,
+         window_seconds, classes, cache_dir, no_cache, as_json):
+    """Train a speech-emotion model speaker-independently and write RUN_DIR (--out).
+
+    \b
+    Example (RAVDESS, 4-fold by actor, then the shipped model on all actors):
+      ser-train --data ../shared/data/ravdess-speech-16k --model cnn --out runs/cnn
+
+    \b
+    RUN_DIR gets model.keras (normalisation inside), core.keras, config.json,
+    report.json, report.md, confusion.png and folds/fold-<k>/ with each fold's model.
+    Features are cached by front-end config and file contents: a second run is faster.
+    Exit codes: 0 ok, 1 failure, 2 bad input, 130 interrupted.
+    """
+    try:
+        report = _main(data, corpora, kind, out, folds, final, test_actors, val_speakers, epochs,
+                       batch_size, seed, loss, augment, aug_copies, learning_rate, mixup,
+                       label_smoothing, weight_decay, cmn, window_seconds, classes, cache_dir,
+                       no_cache)
+    except EdgeSerError as e:
+        raise _CliError(e) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    s = report["summary"]
+    click.echo(f"{kind}: accuracy {s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f},"
+               f" macro-F1 {s['macro_f1_mean']:.3f} ± {s['macro_f1_std']:.3f}"
+               f" over {s['folds']} fold(s); wrote {out}", err=True)
+    if as_json:
+        click.echo(json.dumps({"out": str(out), "model": kind, "summary": s,
+                               "labels": report["labels"]}))
+
+
+def _main(data, corpora, kind, out, folds, final, test_actors, val_speakers, epochs, batch_size,
+          seed, loss, augment, aug_copies, learning_rate, mixup, label_smoothing, weight_decay,
+          cmn, window_seconds, classes, cache_dir, no_cache):
+    from edge.errors import ConfigError
+    from train.corpora import read_corpus
+    from train.labels import parse_classes
+
+    if corpora and len(corpora) != len(data):
+        raise ConfigError(f"--corpus given {len(corpora)} times for {len(data)} --data:"
+                          " give one per --data, in the same order, or none")
+    for name, value, low in (("--epochs", epochs, 1), ("--batch-size", batch_size, 1),
+                             ("--val-speakers", val_speakers, 0), ("--aug-copies", aug_copies, 0)):
+        if value < low:
+            raise ConfigError(f"{name} {value}: must be >= {low}")
+    spec = FeatureSpec(window_seconds=window_seconds)
+    utterances = []
+    sources = []
+    for i, root in enumerate(data):
+        corpus = read_corpus(root, corpora[i] if corpora else None)
+        skipped = sum(corpus.skipped.values())
+        click.echo(f"{root}: {corpus.name}, {len(corpus.utterances)} clips,"
+                   f" {len(corpus.speakers)} speakers"
+                   + (f" ({skipped} files skipped: {corpus.skipped})" if skipped else ""),
+                   err=True)
+        if not corpus.utterances:
+            raise ConfigError(f"--data {root}: no usable {corpus.name} files")
+        utterances.extend(corpus.utterances)
+        sources.append({"corpus": corpus.name, "path": str(Path(root).resolve())})
+    label_map = parse_classes(classes, {u.label for u in utterances})
+    speakers = sorted({u.speaker for u in utterances})
+    test = _parse_actors(test_actors, speakers) if test_actors else None
+    command = "ser-train " + shlex.join(sys.argv[1:])
+    if kind == "rf":
+        from train.baseline import run_baseline
+
+        return run_baseline(out, spec, tuple(sources), utterances, label_map, folds=folds,
+                            test_speakers=test, seed=seed, cache_dir=cache_dir,
+                            use_cache=not no_cache, command=command)
+    from train.augment import WaveAugment
+    from train.fit import TrainConfig
+    from train.run import RunPlan, run
+
+    plan = RunPlan(
+        out=out, spec=spec, data=tuple(sources), folds=folds, test_speakers=test, final=final,
+        val_speakers=val_speakers,
+        train=TrainConfig(kind=kind, epochs=epochs, batch_size=batch_size, loss=loss,
+                          seed=seed, cmn=cmn, learning_rate=learning_rate, mixup=mixup,
+                          label_smoothing=label_smoothing, weight_decay=weight_decay,
+                          spec_augment=TrainConfig().spec_augment if augment
+                          else None),
+        augment=WaveAugment() if augment else None, aug_copies=aug_copies,
+        cache_dir=cache_dir, use_cache=not no_cache, command=command,
+    )
+    return run(plan, utterances, label_map)

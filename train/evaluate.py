@@ -1,0 +1,138 @@
+"""Scores and reports: accuracy, macro-F1, per-class figures, confusion matrix, fold summary.
+
+``report.json`` is the machine-readable record; ``report.md`` and ``confusion.png`` are for
+people. Per-class figures and the confusion matrix pool the test predictions of all folds
+(every clip is tested exactly once); accuracy and macro-F1 are also given per fold with
+their mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import (  # noqa: E402
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+
+def scores(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix
+    (rows true, columns predicted) over ``labels``."""
+    idx = list(range(len(labels)))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=idx, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
+        "macro_f1": float(f1_score(y_true, y_pred, labels=idx, average="macro",
+                                   zero_division=0)),
+        "n": int(len(y_true)),
+        "per_class": {
+            lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                  "support": int(s[i])}
+            for i, lab in enumerate(labels)
+        },
+        "confusion": confusion_matrix(y_true, y_pred, labels=idx).tolist(),
+    }
+
+
+def summarize_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and population standard deviation of accuracy and macro-F1 over folds."""
+    acc = np.array([f["test"]["accuracy"] for f in folds])
+    f1 = np.array([f["test"]["macro_f1"] for f in folds])
+    return {
+        "folds": len(folds),
+        "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std()),
+        "macro_f1_mean": float(f1.mean()), "macro_f1_std": float(f1.std()),
+        "n_clips": int(sum(f["test"]["n"] for f in folds)),
+    }
+
+
+def plot_confusion(confusion: list[list[int]], labels: list[str], path: Path,
+                   title: str) -> None:
+    """Row-normalised confusion matrix (recall per true class) with counts, as a PNG."""
+    cm = np.asarray(confusion, dtype=np.float64)
+    rows = cm.sum(axis=1, keepdims=True)
+    rate = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    size = 1.0 + 0.75 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    im = ax.imshow(rate, cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{int(cm[i, j])}\n{rate[i, j]:.0%}", ha="center", va="center",
+                    fontsize=7, color="white" if rate[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    """``report.md``: the summary table, per-fold figures, per-class figures."""
+    s = report["summary"]
+    labels = report["labels"]
+    lines = [
+        f"# ser-train report: {report['model']['kind']}",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+        f"Data: {', '.join(d['corpus'] + ' ' + d['path'] for d in report['data'])};"
+        f" {report['n_clips']} clips, {len(report['speakers'])} speakers, "
+        f"{len(labels)} classes.",
+        "",
+        "| model | folds | accuracy | macro-F1 | clips tested |",
+        "|---|---|---|---|---|",
+        f"| {report['model']['kind']} | {s['folds']} | {s['accuracy_mean']:.3f} ±"
+        f" {s['accuracy_std']:.3f} | {s['macro_f1_mean']:.3f} ± {s['macro_f1_std']:.3f} |"
+        f" {s['n_clips']} |",
+        "",
+        "Mean ± standard deviation over speaker-independent folds (no speaker in two"
+        " sides of a split).",
+        "",
+        "## Folds",
+        "",
+        "| fold | test speakers | val speakers | train/val/test clips | best epoch |"
+        " accuracy | macro-F1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in report["folds"]:
+        sizes = f["sizes"]
+        lines.append(
+            f"| {f['fold']} | {', '.join(f['test_speakers'])} |"
+            f" {', '.join(f['val_speakers']) or '-'} |"
+            f" {sizes['train']}/{sizes['val']}/{sizes['test']} | {f.get('best_epoch', '-')} |"
+            f" {f['test']['accuracy']:.3f} | {f['test']['macro_f1']:.3f} |"
+        )
+    pooled = report["pooled"]
+    lines += ["", "## Per class (test predictions of all folds pooled)", "",
+              "| class | precision | recall | F1 | clips |", "|---|---|---|---|---|"]
+    for lab in labels:
+        c = pooled["per_class"][lab]
+        lines.append(f"| {lab} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} |"
+                     f" {c['support']} |")
+    lines += ["", f"Pooled accuracy {pooled['accuracy']:.3f}, macro-F1"
+              f" {pooled['macro_f1']:.3f}. Confusion matrix: `confusion.png`.", ""]
+    if report.get("final"):
+        fin = report["final"]
+        lines += ["## Shipped model", "",
+                  f"Trained on all {len(fin['train_speakers'])} speakers for {fin['epochs']}"
+                  f" epochs (chosen from the folds' best epochs {fin['fold_best_epochs']}).",
+                  ""]
+    return "\n".join(lines)
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")

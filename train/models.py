@@ -1,0 +1,127 @@
+"""The two compact models, built for full-int8 TFLite export with builtin ops only.
+
+Every model is ``features -> normalize -> core``: the input named ``features`` takes
+un-normalised inputs ``FeatureSpec.input_shape``; ``normalize`` is a built-in
+``keras.layers.Normalization`` holding the training fold's per-coefficient mean and variance;
+``core`` is a nested functional model on normalised inputs that outputs softmax
+probabilities. The exporter quantises ``core`` alone and keeps the normalisation in the
+bundle metadata (see FINDINGS.md: int8 input must be normalised).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+from edge.errors import ConfigError
+from edge.features import Normalizer
+
+MODEL_KINDS = ("cnn", "cnn-lstm")
+
+
+def _conv_block(x, filters: int, pool: tuple[int, int] | None, name: str):
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    x = layers.ReLU(name=f"{name}_relu")(x)
+    if pool is not None:
+        x = layers.MaxPooling2D(pool, name=f"{name}_pool")(x)
+    return x
+
+
+def _window_mean_removed(inputs, name: str = "cmn"):
+    """Subtract each coefficient's mean over the window's frames (per-window cepstral mean
+    normalisation): removes the speaker's, microphone's and gain's constant offsets. Built
+    from built-in layers (average pooling over time, broadcast subtraction), so it loads
+    without custom objects and converts to int8 builtin ops."""
+    frames = inputs.shape[1]
+    mean = layers.AveragePooling2D(pool_size=(frames, 1), name=f"{name}_mean")(inputs)
+    return layers.Subtract(name=name)([inputs, mean])
+
+
+def build_cnn(input_shape: tuple[int, int, int], n_classes: int, *,
+              dropout: float = 0.3, cmn: bool = True) -> keras.Model:
+    """Optional per-window mean removal (``cmn``), four conv blocks (16/32/64/96 filters,
+    batch norm, max pooling), global average pooling, a 64-unit dense layer, softmax.
+    About 86k parameters and 28 M multiply-adds for a (297, 40, 2) input."""
+    inputs = keras.Input(shape=input_shape, name="normalized")
+    x = _window_mean_removed(inputs) if cmn else inputs
+    x = _conv_block(x, 16, (3, 2), "b1")  # 99 x 20
+    x = _conv_block(x, 32, (2, 2), "b2")  # 49 x 10
+    x = _conv_block(x, 64, (2, 2), "b3")  # 24 x 5
+    x = _conv_block(x, 96, None, "b4")
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(dropout, name="drop1")(x)
+    x = layers.Dense(64, activation="relu", name="fc")(x)
+    x = layers.Dropout(dropout, name="drop2")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name="core")
+
+
+def build_cnn_lstm(input_shape: tuple[int, int, int], n_classes: int, *,
+                   dropout: float = 0.3, lstm_units: int = 64, cmn: bool = True) -> keras.Model:
+    """Optional per-window mean removal (``cmn``), three conv blocks pooling time by 3 each
+    (297 -> 11 steps) and frequency by 2, a per-step dense projection, an LSTM unrolled over
+    the 11 steps (so the int8 converter sees static shapes and builtin ops), a dense softmax
+    head. About 78k parameters, 19 M multiply-adds."""
+    inputs = keras.Input(shape=input_shape, name="normalized")
+    x = _window_mean_removed(inputs) if cmn else inputs
+    x = _conv_block(x, 16, (3, 2), "b1")  # 99 x 20
+    x = _conv_block(x, 32, (3, 2), "b2")  # 33 x 10
+    x = _conv_block(x, 64, (3, 2), "b3")  # 11 x 5
+    steps, freq, channels = x.shape[1], x.shape[2], x.shape[3]
+    x = layers.Reshape((steps, freq * channels), name="to_sequence")(x)
+    x = layers.Dropout(dropout / 2, name="drop0")(x)
+    x = layers.Dense(64, activation="relu", name="project")(x)
+    x = layers.LSTM(lstm_units, unroll=True, name="lstm")(x)
+    x = layers.Dropout(dropout, name="drop1")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name="core")
+
+
+def build_core(kind: str, input_shape: tuple[int, int, int], n_classes: int, *,
+               cmn: bool = True) -> keras.Model:
+    """The ``core`` model of ``kind`` (``cnn`` or ``cnn-lstm``)."""
+    if kind == "cnn":
+        return build_cnn(input_shape, n_classes, cmn=cmn)
+    if kind == "cnn-lstm":
+        return build_cnn_lstm(input_shape, n_classes, cmn=cmn)
+    raise ConfigError(f"model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")
+
+
+def with_normalization(core: keras.Model, normalizer: Normalizer) -> keras.Model:
+    """``features -> normalize -> core``; ``normalize`` holds the normaliser's mean/variance."""
+    shape = tuple(core.input_shape[1:])
+    inputs = keras.Input(shape=shape, name="features")
+    norm = layers.Normalization(
+        axis=(-2, -1), mean=normalizer.mean, variance=np.square(normalizer.std),
+        name="normalize",
+    )
+    outputs = core(norm(inputs))
+    return keras.Model(inputs, outputs, name="edge_ser")
+
+
+def normalizer_of(model: keras.Model) -> Normalizer:
+    """The normaliser inside a saved model (its ``normalize`` layer)."""
+    layer = model.get_layer("normalize")
+    mean = np.asarray(keras.ops.convert_to_numpy(layer.mean)).reshape(layer.mean.shape[-2:])
+    var = np.asarray(keras.ops.convert_to_numpy(layer.variance)).reshape(mean.shape)
+    return Normalizer(mean, np.sqrt(var))
+
+
+def multiply_adds(model: keras.Model) -> int:
+    """Multiply-adds of one forward pass through conv, dense and LSTM layers (batch 1)."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            out = layer.output.shape
+            k = layer.kernel.shape
+            total += int(np.prod(out[1:]) * k[0] * k[1] * k[2])
+        elif isinstance(layer, layers.Dense):
+            rows = int(np.prod(layer.output.shape[1:-1])) if len(layer.output.shape) > 2 else 1
+            total += rows * int(np.prod(layer.kernel.shape))
+        elif isinstance(layer, layers.LSTM):
+            steps = int(layer.input.shape[1])
+            units = layer.units
+            total += steps * 4 * units * (int(layer.input.shape[-1]) + units)
+    return total
