@@ -34,5 +34,10 @@ test: venv sysdeps lint
 demo: venv sysdeps
 	$(BIN)/python tools/demo.py
 
+# The edge runtime inside an emulated Raspberry Pi OS (Debian bookworm arm64, qemu-user,
+# Cortex-A72): labels and int8 scores must match this machine's. Root; cached in /var/cache.
+pi-check: venv
+	bash tools/pi/pi-check.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -251,6 +251,7 @@ def run(arguments: list[str], *, data: str | None, threads: list[int], out: Path
                 main_models.append(ref)
                 contenders.append(ref)
                 keras_runners[ref.name] = KerasRunner(ref)
+            contenders.sort(key=_table_order)
         tflite_models = [c for c in main_models if c.bundle is not None]
         hop = hop_seconds or (tflite_models[0].bundle.metadata.hop_seconds if tflite_models
                               else 0.5)
@@ -341,9 +342,16 @@ def _choose_models(arguments: list[str], folds: bool, notes: list[str],
         notes.append("--folds needs TensorFlow (Keras fold models): skipped")
     if not contenders:
         raise ConfigError("no usable models (see the messages above)")
+    contenders.sort(key=_table_order)
     for c in contenders:
         say(f"  {c.name}: {c.runtime} {c.kind} {c.quantization}, {c.size_bytes} bytes")
     return contenders
+
+
+def _table_order(c: Contender) -> tuple:
+    """Kind by kind: int8, float32 TFLite, Keras; pooled folds after the single models."""
+    rank = 0 if c.is_int8 else 1 if c.runtime != KERAS else 2
+    return (c.kind, c.pooled, rank)
 
 
 def _read_data(data: str, clips: int | None, contenders: list[Contender],

@@ -68,9 +68,11 @@ def latency_histograms(series: dict[str, np.ndarray], path: Path, title: str) ->
         ax.axvline(p99, color="tab:red", lw=1, ls="--")
         ax.set_xscale("log")
         ax.set_yticks([])
-        ax.text(1.0, 0.5, f"{name}\nmedian {med:.3g} ms, p99 {p99:.3g} ms, n={v.size}",
-                transform=ax.transAxes, ha="right", va="center", fontsize=7,
-                bbox={"facecolor": "white", "alpha": 0.7, "lw": 0})
+        right = np.log(med) < np.log(bins[0] * bins[-1]) / 2  # text away from the bars
+        ax.text(0.99 if right else 0.01, 0.5,
+                f"{name}\nmedian {med:.3g} ms, p99 {p99:.3g} ms, n={v.size}",
+                transform=ax.transAxes, ha="right" if right else "left", va="center",
+                fontsize=7, bbox={"facecolor": "white", "alpha": 0.7, "lw": 0})
     axes[-1, 0].set_xlabel("milliseconds per call (log scale); black: median, red: p99")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()

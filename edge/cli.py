@@ -183,7 +183,7 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
               show_default=True,
               help="clip: one window prepared as in training (leading silence trimmed);"
                    " windows: slide windows every hop and average those with speech;"
-                   " auto: clip when the speech fits one window (+1 s), else windows.")
+                   " auto: clip when the speech fits one window (+1.5 s), else windows.")
 @click.option("--hop", type=click.FloatRange(min=0.01), metavar="SECONDS",
               help="Seconds between windows in windows mode.  [default: the model's]")
 @threads_option
@@ -307,8 +307,9 @@ def info(model: str | None, as_json: bool) -> None:
         f"front end    {fe.convention}, {fe.sample_rate} Hz, n_fft {fe.n_fft},"
         f" win {fe.win_length}, hop {fe.hop_length}, {fe.n_mels} mels,"
         f" {fe.fmin:g}-{fe.fmax:g} Hz (hash {fe.config_hash()})",
-        f"training     {json.dumps(meta.training, sort_keys=True)}",
-        f"accuracy     {json.dumps(meta.accuracy, sort_keys=True)}",
+        f"training     {_describe(meta.training)}",
+        *[f"{'accuracy' if i == 0 else '':<12} {key}: {_describe(value)}"
+          for i, (key, value) in enumerate(sorted(meta.accuracy.items()))],
         f"edge-ser     {meta.edge_ser_version or '?'}",
     ]
     click.echo("\n".join(lines))
@@ -320,6 +321,18 @@ def info(model: str | None, as_json: bool) -> None:
             default = None
         names = ", ".join(p.stem + (" (default)" if p.name == default else "") for p in shipped)
         click.echo(f"shipped      {names}")
+
+
+def _describe(value: Any) -> str:
+    """A metadata value on one line: ``key value, ...``; long lists shortened."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} ({_describe(v)})" if isinstance(v, dict) else f"{k} {_describe(v)}"
+                         for k, v in sorted(value.items())) or "-"
+    if isinstance(value, list) and len(value) > 4:
+        return f"[{len(value)}: {value[0]} ... {value[-1]}]"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value) if isinstance(value, list) else str(value)
 
 
 def main() -> None:

@@ -3,9 +3,10 @@
 Probabilities of the speech windows in the last ``average_seconds`` are averaged; the top
 label of the average becomes the reported label, unless a different label was announced less
 than ``suppression_seconds`` ago (then the announced one is held, so the label does not
-flicker). The result is ``uncertain`` when fewer than ``min_count`` windows were averaged or
-the reported label's averaged probability is below ``threshold``. Windows without speech add
-nothing, so after a pause longer than ``average_seconds`` the average starts afresh.
+flicker). The result is ``uncertain`` when fewer than ``min_count`` windows were averaged,
+when the reported label's averaged probability is below ``threshold``, or when a held label
+is no longer the most probable. Windows without speech add nothing, so after a pause longer
+than ``average_seconds`` the average starts afresh.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class Smoother:
         if not self._recent:
             return Smoothed(None, probs, None, False, False, 0)
         average = np.mean(np.stack([p for _, p in self._recent]), axis=0).astype(np.float32)
-        top = int(np.argmax(average))
+        best = top = int(np.argmax(average))
         changed = False
         if top != self._announced:
             held = (self._announced is not None
@@ -96,5 +97,6 @@ class Smoother:
                 changed = True
                 self._announced, self._announced_at = top, t
         confidence = float(average[top])
-        uncertain = len(self._recent) < c.min_count or confidence < c.threshold
+        uncertain = (len(self._recent) < c.min_count or confidence < c.threshold
+                     or top != best)  # a held label that is no longer the most probable
         return Smoothed(top, average, confidence, uncertain, changed, len(self._recent))

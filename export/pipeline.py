@@ -25,12 +25,12 @@ import numpy as np
 from edge import __version__
 from edge.bundle import Bundle, load_bundle
 from edge.errors import ConfigError
-from export.convert import QUANTIZATIONS, convert
+from export.convert import QUANTIZATIONS, convert, convert_full_int8
 from export.correct import bias_corrected
 from export.data import Calibration, calibration_inputs, clips, of_speakers, run_utterances
 from export.embed import write_bundle_metadata
 from export.errors import ExportError
-from export.graph import GraphSummary, require_builtin_ops, require_full_int8, summarize
+from export.graph import GraphSummary, require_builtin_ops, summarize
 from export.metadata import bundle_metadata
 from export.run import CORE_LAYER, RunConfig, fold_dirs, load_model, read_run
 from export.verify import bundle_probs, compare, keras_probs, pooled
@@ -86,9 +86,10 @@ def convert_run(run: RunConfig, model, train_utterances, options: ExportOptions,
         cal_info["bias_correction"] = record.to_dict()
     else:
         cal_info["bias_correction"] = False
-    raw = {"int8": convert(int8_source, "int8", x_cal), "float32": convert(core, "float32")}
+    int8, cal_info["int8_conversion_attempts"] = convert_full_int8(int8_source, x_cal,
+                                                                   what=f"{what} int8")
+    raw = {"int8": int8, "float32": convert(core, "float32")}
     graphs = {q: summarize(b) for q, b in raw.items()}
-    require_full_int8(graphs["int8"], what=f"{what} int8")
     require_builtin_ops(graphs["float32"], what=f"{what} float32")
     bundles = {q: write_bundle_metadata(b, bundle_metadata(run, q, calibration=cal_info))
                for q, b in raw.items()}

@@ -40,7 +40,7 @@ def test_suppression_holds_the_announced_label():
     s = Smoother(SmoothingConfig(average_seconds=0.0, suppression_seconds=1.0))
     assert s.update(0.5, p(0.9, 0.1), speech=True).index == 0
     held = s.update(1.0, p(0.1, 0.9), speech=True)
-    assert held.index == 0 and not held.changed
+    assert held.index == 0 and not held.changed and held.uncertain
     assert held.confidence == pytest.approx(0.1)  # the held label's own probability
     switched = s.update(1.5, p(0.1, 0.9), speech=True)
     assert switched.index == 1 and switched.changed

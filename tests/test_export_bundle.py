@@ -381,3 +381,25 @@ def test_bias_correction_cancels_the_mean_shift_of_rounded_weights():
         assert a.shape == b.shape
     np.testing.assert_array_equal(model.get_layer("conv").get_weights()[0],
                                   corrected.get_layer("conv").get_weights()[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["cnn", "cnn-lstm"])
+def test_both_model_families_convert_to_full_int8_with_builtin_ops(kind):
+    """The training code's own CNN and CNN+LSTM (untrained weights: the graph is what is
+    tested) become int8-in, int8-out graphs of builtin int8 ops, nothing float."""
+    from export.convert import convert_full_int8
+    from export.graph import summarize
+    from train.models import build_core
+
+    shape = FeatureSpec().input_shape
+    core = build_core(kind, shape, 8)
+    x = np.clip(np.random.default_rng(0).standard_normal((16, *shape)), -5, 5)
+    model_bytes, attempts = convert_full_int8(core, x.astype(np.float32), what=kind)
+    summary = summarize(model_bytes)
+    assert summary.float_ops == [] and summary.custom_ops == []
+    assert set(summary.tensor_types) <= {"int8", "int32"}
+    assert summary.inputs[0].dtype == summary.outputs[0].dtype == "int8"
+    assert attempts >= 1
+    if kind == "cnn-lstm":  # the unrolled LSTM's gates, as builtin int8 ops
+        assert {"LOGISTIC", "TANH", "MUL", "FULLY_CONNECTED"} <= set(summary.op_counts)

@@ -278,11 +278,12 @@ def predictions(python: Path, inputs: dict[str, str]) -> list[dict]:
     return [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
 
 
-SCORE_TOLERANCE = {"litert": 0, "tflite-runtime": 2}
+SCORE_TOLERANCE = {"litert": 0, "tflite-runtime": 8}
 """Raw int8 output steps a lean runtime may differ by from the development venv's LiteRT.
-The litert venv runs the same LiteRT: identical. tflite-runtime 2.14's kernels differ from
-LiteRT 2.3's on identical int8 inputs (20 random inputs to a CNN bundle: at most 2 steps,
-0.09 on average)."""
+The litert venv runs the same LiteRT: identical. tflite-runtime 2.14's int8 kernels differ
+from LiteRT 2.3's on identical inputs (the numpy 1 and numpy 2 front ends give identical
+features): on 120 RAVDESS clips through a CNN bundle, at most 6 steps (1.2 on average),
+with the same label on all 120."""
 
 
 @pytest.mark.parametrize("kind", LEAN_KINDS)

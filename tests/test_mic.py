@@ -38,9 +38,11 @@ GAP_SECONDS = 4.0
 """Pauses in the microphone track. With RAVDESS's silences around the speech (less where
 breaths are audible) at least 4 s lie between the sound of two clips, so that every pause
 holds a whole window with :data:`ALIGN_MARGIN` to spare on both sides, at any hop phase."""
-STEADY_SHARE = 0.75
-"""A candidate clip qualifies when at least this share of its windows in the file replay
-carry predict's label (a clip the model is torn about is no test of the live path)."""
+STEADY_MARGIN = 0.25
+"""A candidate clip qualifies when, in the file replays, its label leads the runner-up by at
+least this share of its windows with speech (windows that hold only the start or the end of
+an utterance often say something else: a clip the model is torn about is no test of the live
+path)."""
 ALIGN_MARGIN = 0.25
 """Seconds of slack around the sound when deciding that a window is a pause: where the
 track starts in the stream is known to a few tens of ms (the results arrive within one
@@ -89,12 +91,11 @@ def chosen_clips(demo, model, ravdess_dir, tmp_path_factory):
     """Three clips of different predicted emotions on which `edge-ser predict` and the file
     replay through `listen` agree, steadily: [(utterance, samples, label)].
 
-    Candidates: 16 clips (two emotions' worth of actors). A candidate qualifies when its
-    label from `predict` is the majority of its windows in two file replays whose windows
-    sit half a hop apart, with at least :data:`STEADY_SHARE` of the windows in both. The
-    steadiest qualifying clips of three different labels are chosen (the device shifts the
-    windows by a fraction of a hop, and resamples: a clip the model is torn about, say
-    between neutral and calm, is no test of the live path)."""
+    Candidates: 16 clips (two sets of eight emotions from different actors). A candidate
+    qualifies when its label from `predict` leads its windows by :data:`STEADY_MARGIN` in
+    two file replays whose windows sit half a hop apart (the device shifts the windows by a
+    fraction of a hop, and resamples). The steadiest qualifying clips of three different
+    labels are chosen."""
     bundle = load_bundle(model)
     rate = bundle.metadata.features.frontend.sample_rate
     window = bundle.metadata.features.window_seconds
@@ -112,15 +113,16 @@ def chosen_clips(demo, model, ravdess_dir, tmp_path_factory):
                for lead in (2.0, 2.0 + half_hop)]
     ranked = []
     for i, ((u, x), p) in enumerate(zip(clips, predicted)):
-        label, shares = p["label"], []
+        label, leads = p["label"], []
         for outcomes in replays:
             o = outcomes[i]
             if label is None or o.predicted != label or not o.speech_windows:
                 break
-            shares.append(o.votes[label] / o.speech_windows)
+            runner_up = max([v for k, v in o.votes.items() if k != label], default=0)
+            leads.append((o.votes[label] - runner_up) / o.speech_windows)
         else:
-            if min(shares) >= STEADY_SHARE:
-                ranked.append((min(shares), p["confidence"], i, u, x, label))
+            if min(leads) >= STEADY_MARGIN:
+                ranked.append((min(leads), p["confidence"], i, u, x, label))
     chosen: list[tuple] = []
     for *_, u, x, label in sorted(ranked, key=lambda r: (-r[0], -r[1], r[2])):
         if label not in {c[2] for c in chosen} and len(chosen) < N_CLIPS:

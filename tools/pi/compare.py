@@ -96,6 +96,7 @@ class Comparison:
         self.tol = tol
         self.allow_ties = allow_ties
         self.ties: list[str] = []
+        self.label_differences = 0
         self.failures: list[str] = []
         self.notes: list[str] = []
         self.worst_raw = 0.0  # steps
@@ -141,6 +142,7 @@ class Comparison:
             and hp[hl] - hp[pl] <= self.tol.prob(hp[hl])
             and pp[pl] - pp[hl] <= self.tol.prob(pp[pl])
         )
+        self.label_differences += 1
         msg = f"{where}: label {hl!r} on the host, {pl!r} on arm"
         if tie:
             msg += f" (a tie: the two within one int8 step on both sides: {hp[hl]:g}/{hp[pl]:g}"
@@ -282,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         for msg in cmp.ties:
             print(f"  tie (allowed): {msg}")
     summary = (
-        f"{args.mode}: {cmp.records} records compared; largest differences: raw int8 "
+        f"{args.mode}: {cmp.records} records compared; {cmp.label_differences} with another"
+        f" label; largest differences: raw int8 "
         f"{cmp.worst_raw:.0f} step(s), probabilities {cmp.worst_prob:.2f} step(s)"
         f"{f'; {len(cmp.ties)} tie(s)' if cmp.ties else ''}"
     )

@@ -70,6 +70,7 @@ case $PI_ARCH in
             *) echo "pi-check: PI_BOARD must be pi4 or pi5, not '$PI_BOARD'" >&2; exit 2 ;;
         esac
         CPUINFO=cpuinfo-$PI_BOARD
+        # wheel tags up to glibc 2.28 only: bookworm has 2.36
         WHEEL_PLATFORMS=(manylinux_2_27_aarch64 manylinux_2_28_aarch64 manylinux_2_17_aarch64 manylinux2014_aarch64)
         # pyproject's base dependencies; what ai-edge-litert needs comes with the resolver
         EDGE_DEPS=(ai-edge-litert numpy click flatbuffers)
@@ -84,6 +85,7 @@ case $PI_ARCH in
         [[ $PI_BOARD == pi4 ]] || { echo "pi-check: PI_ARCH=armhf checks a pi4 only" >&2; exit 2; }
         DEFAULT_CPU=cortex-a15   # ARMv7 + NEON + VFPv4: what a Pi 4 shows a 32-bit OS, less crc32
         CPUINFO=cpuinfo-pi4-armv7l
+        # tflite-runtime 2.14 is manylinux_2_34 (<= bookworm's glibc 2.36)
         WHEEL_PLATFORMS=(manylinux_2_34_armv7l manylinux_2_31_armv7l manylinux_2_17_armv7l manylinux2014_armv7l)
         EDGE_DEPS=(tflite-runtime click)
         WHEEL_DEPS=0      # numpy comes from Debian: PyPI has no armv7l numpy wheels
@@ -120,6 +122,11 @@ cd "$REPO"
 case $SER_DATA in /*) ;; *) SER_DATA="$REPO/$SER_DATA" ;; esac
 case $HOST_VENV in /*) ;; *) HOST_VENV="$REPO/$HOST_VENV" ;; esac
 
+# The root is deleted and rebuilt when incomplete: refuse anything but a plain directory.
+case $PI_ROOTFS in
+    /*/*) [[ $PI_ROOTFS != *..* && $PI_ROOTFS != */ ]] || die "PI_ROOTFS=$PI_ROOTFS: give a plain absolute path" ;;
+    *) die "PI_ROOTFS=$PI_ROOTFS: give an absolute path at least two levels deep" ;;
+esac
 [[ $(id -u) == 0 ]] || die "needs root (debootstrap, chroot and mounts); run it as root or with sudo"
 HOST_MACHINE=$(uname -m)
 [[ $HOST_MACHINE == x86_64 || $HOST_MACHINE == aarch64 ]] || die "unsupported host $HOST_MACHINE"
@@ -209,7 +216,7 @@ ensure_host_tools() {
     command -v update-binfmts >/dev/null || need+=(binfmt-support)
     if ((${#need[@]})); then
         log "installing host packages: ${need[*]}"
-        apt-get update -qq
+        apt-get update -qq || log "warning: apt-get update failed for some sources; installing anyway"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     fi
 }
@@ -321,6 +328,36 @@ ensure_wheels() {
     echo "$reqs" >"$stamp"
 }
 
+# The host side runs the same interpreter distributions as the Pi. On arm64 that is the
+# .venv itself (the Pi's wheels are pinned to its versions). On armhf the Pi runs
+# tflite-runtime with Debian's numpy 1.24, and TFLite's int8 kernels changed between
+# tflite-runtime 2.14 and ai-edge-litert (up to several steps on the same x86 machine),
+# so the host reference is a venv with the Pi's versions (cached).
+ensure_host_ref() {
+    HOST_RUN_PY=$HOST_PY
+    [[ $PI_ARCH == armhf ]] || return 0
+    local venv=${PI_HOST_REF:-/var/cache/edge-ser/host-ref-$PI_ARCH} reqs=() numpy w
+    numpy=$(dpkg-query --admindir="$PI_ROOTFS/var/lib/dpkg" -W -f='${Version}' python3-numpy)
+    numpy=${numpy#*:}
+    reqs+=("numpy==${numpy%%[-+]*}")
+    for w in "$PI_WHEELS"/*.whl; do  # the Pi's wheels: name-version-...
+        w=$(basename "$w")
+        reqs+=("$(cut -d- -f1 <<<"$w" | tr _ -)==$(cut -d- -f2 <<<"$w")")
+    done
+    if [[ ! -x $venv/bin/python || $(cat "$venv/.edge-ser-reqs" 2>/dev/null) != "${reqs[*]}" ]]; then
+        log "host reference venv $venv: ${reqs[*]}"
+        rm -rf "$venv"
+        "$HOST_PY" -m venv "$venv"
+        if ! "$venv/bin/pip" install -q --disable-pip-version-check --only-binary=:all: "${reqs[@]}" \
+            >"$venv.log" 2>&1; then
+            cat "$venv.log" >&2
+            die "could not install the host reference venv for $PI_ARCH"
+        fi
+        echo "${reqs[*]}" >"$venv/.edge-ser-reqs"
+    fi
+    HOST_RUN_PY=$venv/bin/python
+}
+
 # ---------------------------------------------------------------- 4. project wheel, venv
 build_project_wheel() {  # into $1; from the files git would commit (nothing ignored)
     local out=$1 src
@@ -351,7 +388,7 @@ pi() {
     env -i PATH="$PI_VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
         HOME=/root LANG=C.UTF-8 TERM=dumb QEMU_CPU="$PI_QEMU_CPU" \
         PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_NO_INDEX=1 \
-        "$UNSHARE" --net "$CHROOT" "$PI_ROOTFS" "$@"
+        "$UNSHARE" --net "$CHROOT" "$PI_ROOTFS" "$@" </dev/null
 }
 
 mount_pi() {
@@ -489,6 +526,7 @@ else
     ensure_interp_in_root "$PI_ROOTFS"
 fi
 ensure_wheels
+ensure_host_ref
 
 OUT=${PI_OUT:-$(mktemp -d /tmp/edge-ser-pi-check.XXXXXX)}
 mkdir -p "$OUT"
@@ -517,7 +555,6 @@ pi "$PI_VENV/bin/pip" install -q --no-index --find-links "$RUN_IN_ROOT/wheels" \
 pi "$PI_VENV/bin/pip" check >&2
 TIMINGS+=("install of the project wheel in the root (emulated): $(elapsed "$t0") s")
 
-pi "$PI_VENV/bin/python" -c 'import platform, sys; print("[pi-check] in the root:", platform.machine(), "Python", sys.version.split()[0])' >&2
 grep -m1 PRETTY_NAME "$PI_ROOTFS/etc/os-release" | sed 's/^/[pi-check] root: /' >&2
 
 # Names relative to the clip directory, the same on both sides.
@@ -531,7 +568,7 @@ done
 concat_wavs "$RUN_DIR_HOST/clips/stream.wav" "${CLIP_NAMES[@]:0:$PI_LISTEN_CLIPS}"
 
 host_edge() {  # edge-ser on the host, from the wheel's code, in the clip directory
-    (cd "$RUN_DIR_HOST/clips" && env -u EDGE_SER_MODEL PYTHONPATH="$HOST_CODE" "$HOST_PY" -c \
+    (cd "$RUN_DIR_HOST/clips" && env -u EDGE_SER_MODEL PYTHONPATH="$HOST_CODE" "$HOST_RUN_PY" -c \
         'import sys; from edge.cli import main; sys.argv[0] = "edge-ser"; sys.exit(main())' "$@")
 }
 
@@ -563,8 +600,19 @@ compare() {  # compare MODE NAME
         "$OUT/$2.host.jsonl" "$OUT/$2.pi.jsonl" >&2 || status=1
 }
 
-host_edge_file=$(cd / && PYTHONPATH="$HOST_CODE" "$HOST_PY" -c 'import edge; print(edge.__file__)')
+host_edge_file=$(cd / && PYTHONPATH="$HOST_CODE" "$HOST_RUN_PY" -c 'import edge; print(edge.__file__)')
 [[ $host_edge_file == "$HOST_CODE"/* ]] || die "the host imports edge from $host_edge_file, not the wheel"
+VERSIONS='import platform
+from importlib import metadata
+def v(name):
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+runtime = [f"{n} {v(n)}" for n in ("ai-edge-litert", "tflite-runtime") if v(n)]
+print(platform.machine(), "Python", platform.python_version(), "numpy", v("numpy"), *runtime)'
+log "host:  $(PYTHONPATH="$HOST_CODE" "$HOST_RUN_PY" -c "$VERSIONS")"
+log "$PI_ARCH: $(pi "$PI_VENV/bin/python" -c "$VERSIONS")"
 
 status=0
 mkdir -p "$RUN_DIR_HOST/models"
@@ -583,13 +631,28 @@ for model in $PI_MODELS; do
         tag=$model
     fi
     log "model $tag: edge-ser info"
-    pi_edge info "${margs[@]:1}" | sed "s/^/  $PI_ARCH: /" >&2
+    rc=0
+    pi_edge info "${margs[@]:1}" >"$OUT/$tag.info.txt" 2>&1 || rc=$?
+    sed "s/^/  $PI_ARCH: /" "$OUT/$tag.info.txt" >&2
+    if ((rc)); then
+        if [[ $tag == default ]] && grep -q DEFAULT "$OUT/$tag.info.txt"; then
+            log "hint: the wheel lacks edge/models/DEFAULT: pyproject's package-data must list it"
+        fi
+        die "edge-ser info ${margs[*]:1} failed in the $PI_ARCH root (exit $rc)"
+    fi
     run_both "$tag.info" info --json "${margs[@]:1}"
     compare info "$tag.info"
 
     log "model $tag: edge-ser predict --json on ${#CLIP_NAMES[@]} clips"
     run_both "$tag.predict" predict "${margs[@]}" --json "${CLIP_NAMES[@]}"
     compare predict "$tag.predict"
+    if [[ $HOST_RUN_PY != "$HOST_PY" ]]; then
+        log "  for information, not checked: $PI_ARCH vs the host's .venv runtime (another TFLite):"
+        HOST_RUN_PY=$HOST_PY host_edge predict "${margs[@]}" --json "${CLIP_NAMES[@]}" \
+            >"$OUT/$tag.predict.host-venv.jsonl" 2>/dev/null || true
+        "$HOST_PY" "$HERE/compare.py" --mode predict "$OUT/$tag.predict.host-venv.jsonl" \
+            "$OUT/$tag.predict.pi.jsonl" 2>&1 | tail -n 1 | sed 's/^/  /' >&2 || true
+    fi
 
     log "model $tag: edge-ser listen --file stream.wav --fast --json (${PI_LISTEN_CLIPS} clips end to end)"
     run_both "$tag.listen" listen "${margs[@]}" --file stream.wav --fast --json
