@@ -35,6 +35,7 @@ from benchmarks.contenders import (
     float_counterparts,
     keras_reference,
     load_contenders,
+    same_training,
     tensorflow_available,
 )
 from benchmarks.progress import say
@@ -291,7 +292,8 @@ def run(arguments: list[str], *, data: str | None, threads: list[int], out: Path
                      "hop_seconds": lat["hop_seconds"], "clips_limit": clips,
                      "folds": folds},
         "data": {"dir": str(data), **corpus_info, **first_set.describe()},
-        "models": [_model_entry(c, scored, proc) for c in contenders],
+        "models": [_model_entry(c, scored, proc, _held_out_by(contenders))
+                   for c in contenders],
         "comparisons": scored["comparisons"],
         "latency": lat,
         "baseline_process": baseline,
@@ -458,11 +460,31 @@ def _peers(evalset: accuracy.EvalSet, repeats: int, notes: list[str]) -> dict[st
     return frontend_run(chosen, repeats=max(3, repeats // len(chosen)))
 
 
-def _model_entry(c: Contender, scored: dict, proc: dict) -> dict[str, Any]:
+def _model_entry(c: Contender, scored: dict, proc: dict,
+                 held_out_by: dict[str, str]) -> dict[str, Any]:
     entry = c.describe()
     entry["accuracy"] = scored["models"].get(c.name)
+    entry["held_out_by"] = held_out_by.get(c.name)
     entry.update(proc.get(c.name, {}))
     return entry
+
+
+def _held_out_by(contenders: list[Contender]) -> dict[str, str]:
+    """Model name -> the pooled fold contender that stands for it on held-out speakers: the
+    folds of its RUN_DIR (or of the run it was exported from), run the same way."""
+    links: dict[str, str] = {}
+    runs = {c.path: c for c in contenders if c.runtime == KERAS and not c.pooled}
+    for p in (c for c in contenders if c.pooled):
+        run = runs.get(p.path)
+        if run is None:
+            continue
+        for c in contenders:
+            if c.pooled or c.latency_only or (c.runtime, c.quantization) != (p.runtime,
+                                                                              p.quantization):
+                continue
+            if c is run or same_training(c, run):
+                links[c.name] = p.name
+    return links
 
 
 def _plots(result: dict, lat: dict, out: Path, notes: list[str]) -> dict[str, Any]:

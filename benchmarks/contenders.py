@@ -190,14 +190,24 @@ def load_contenders(arguments: list[str]) -> tuple[list[Contender], list[str]]:
     return unique_names(contenders), errors
 
 
+IDENTITY_KEYS = ("seed", "epochs", "loss", "aug_copies", "train_speakers", "val_speakers",
+                 "test_speakers")
+"""Training-record fields that a bundle and the run it was exported from share."""
+
+
 def same_training(a: Contender, b: Contender) -> bool:
     """Whether two contenders come from one trained model (an int8 bundle and its float
-    counterpart): same kind, labels, features and normalisation statistics."""
-    return (a.kind == b.kind and a.labels == b.labels
+    counterpart): same kind, labels, features and normalisation statistics, and the same
+    training record where both have one (seed, epochs, speakers, ...), so a re-trained run on
+    the same data is not taken for the bundle's source."""
+    if not (a.kind == b.kind and a.labels == b.labels
             and a.spec.to_dict() == b.spec.to_dict()
             and a.normalizer.mean.shape == b.normalizer.mean.shape
             and np.allclose(a.normalizer.mean, b.normalizer.mean, rtol=1e-5, atol=1e-5)
-            and np.allclose(a.normalizer.std, b.normalizer.std, rtol=1e-5, atol=1e-5))
+            and np.allclose(a.normalizer.std, b.normalizer.std, rtol=1e-5, atol=1e-5)):
+        return False
+    common = [k for k in IDENTITY_KEYS if k in a.training and k in b.training]
+    return all(a.training[k] == b.training[k] for k in common)
 
 
 def float_counterparts(contenders: list[Contender]) -> list[tuple[Contender, Contender]]:

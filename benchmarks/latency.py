@@ -212,7 +212,8 @@ def _ratios(rows: list[dict], pairs: list[tuple[str, str]] = (),
     for k in (r for r in rows if r["what"] == KERAS_PREDICT):
         for b in (b for b in beside if kinds.get(b["model"]) == kinds.get(k["model"])):
             out.append({"ratio": f"Keras predict ({k['model']}) / invoke ({b['model']})",
-                        "value": k["median_ms"] / b["median_ms"]})
+                        "value": k["median_ms"] / b["median_ms"], "keras": k["model"],
+                        "tflite": b["model"]})
     invokes = [r for r in rows if r["what"] == INVOKE]
     by_model: dict[str, dict[int, dict]] = {}
     for r in invokes:

@@ -323,54 +323,76 @@ def to_markdown(r: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------
 
 
+def _accuracy_cell(r: dict[str, Any], x: dict[str, Any], footnotes: list[str]
+                   ) -> tuple[str, str, str]:
+    """Accuracy, macro-F1 and int8/float agreement for the README: held-out figures first
+    (the model's own on ``--data``, else its pooled folds'), training-speaker ones marked."""
+    a = x.get("accuracy") or {}
+    folds = next((m for m in _models(r) if m["name"] == x.get("held_out_by")), None)
+    fa = (folds or {}).get("accuracy") or {}
+    comp = _agreement(r, x["name"]) or {}
+    if a.get("headline") == "held-out speakers":
+        agree = comp.get("agreement_held_out")
+        return f"{a['accuracy']:.3f}", f"{a['macro_f1']:.3f}", _f(agree)
+    if fa.get("headline") == "held-out speakers":
+        n = len(folds.get("pooled_folds") or [])
+        note = (f"² held-out speakers, {n}-fold cross-validation of the same recipe: each clip"
+                " scored by the fold model (Keras, and its int8/float32 conversion as"
+                " `ser-export` makes it) that never heard its speaker.")
+        if note not in footnotes:
+            footnotes.append(note)
+        fcomp = _agreement(r, folds["name"]) or {}
+        return (f"{fa['accuracy']:.3f}²", f"{fa['macro_f1']:.3f}",
+                _f(fcomp.get("agreement_held_out")) + ("²" if fcomp else ""))
+    if a.get("accuracy") is not None:
+        note = f"¹ {a['headline']}."
+        if note not in footnotes:
+            footnotes.append(note)
+        return f"{a['accuracy']:.3f}¹", f"{a['macro_f1']:.3f}", _f(comp.get("agreement"))
+    return ("n/a (untrained)" if x.get("latency_only") else "-"), "-", "-"
+
+
 def readme_table(r: dict[str, Any]) -> str:
     """The README's benchmark section body: a sentence on where and how it was measured,
-    one row per model, and the reference ratios."""
+    one row per model (pooled fold figures folded into their model's row), and the
+    reference ratios."""
     from benchmarks.latency import END_TO_END, FRONTEND_HOP, FRONTEND_WINDOW, INVOKE, KERAS_PREDICT
 
     t1 = min((r.get("settings") or {}).get("threads") or [1])
     out = [f"Measured with `{r['command']}` on {_machine_line(r)} ({r['created'][:10]})."
            f" Published figures come from this machine, not from a Raspberry Pi, until"
            f" measured on one.", ""]
-    header = ["model", "size", "params", "accuracy", "macro-F1", "agreement with float",
+    header = ["model", "size", "params", "accuracy", "macro-F1", "int8/float agreement",
               f"invoke ms, {t1} thread (p95)", "end to end per hop ms (p95)",
               "listen RTF", "listen peak RSS", "start to first prediction"]
     rows = []
     footnotes: list[str] = []
     for x in _models(r):
-        a = x.get("accuracy") or {}
-        acc = "-"
-        if a.get("accuracy") is not None:
-            acc = f"{a['accuracy']:.3f}"
-            if a["headline"] != "held-out speakers":
-                mark = "¹" if "training" in a["headline"] else "²"
-                acc += mark
-                note = (f"{mark} {a['headline']}: scored on speakers the model was trained on."
-                        if mark == "¹" else f"{mark} {a['headline']}.")
-                if note not in footnotes:
-                    footnotes.append(note)
-        elif x.get("latency_only"):
-            acc = "n/a (untrained)"
-        comp = _agreement(r, x["name"])
+        if x.get("pooled_folds"):
+            continue
+        acc, f1, agree = _accuracy_cell(r, x, footnotes)
         inv = _latency(r, INVOKE, x["name"], t1) or _latency(r, KERAS_PREDICT, x["name"], None)
         e2e = _latency(r, END_TO_END, x["name"], t1)
         s = x.get("streaming") or {}
-        fp = x.get("first_prediction") or {}
+        fp = (x.get("first_prediction") or {}).get("seconds") or {}
         rows.append([
-            x["name"], _kb(x["size_bytes"]), _params(x.get("parameters")), acc,
-            _f(a.get("macro_f1")), _f(comp.get("agreement")) if comp else "-",
+            x["name"], _kb(x["size_bytes"]), _params(x.get("parameters")), acc, f1,
+            agree if x["quantization"] == "int8" else "",
             (f"{inv['median_ms']:.2f} ({inv['p95_ms']:.2f})"
              + (" Keras predict" if inv["what"] == KERAS_PREDICT else "")) if inv else "-",
             f"{e2e['median_ms']:.2f} ({e2e['p95_ms']:.2f})" if e2e else "-",
             _f((s.get("rtf_process") or {}).get("median"), ".4f"),
             _mb((s.get("peak_rss_bytes") or {}).get("median")),
-            _f((fp.get("seconds") or {}).get("median"), ".2f") + " s"
-            if (fp.get("seconds") or {}).get("median") is not None else "-",
+            f"{fp['median']:.2f} s" if fp.get("median") is not None else "-",
         ])
-    out += _table(header, rows)
+    out += _table(header, sorted(rows, key=lambda row: "1" if "keras" in row[0] else "0"))
     fw = _latency(r, FRONTEND_WINDOW, None, None)
     fh = _latency(r, FRONTEND_HOP, None, None)
     extras = []
+    d = r["data"]
+    if any("¹" in row[3] for row in rows):
+        extras.append(f"¹ on `{d['dir']}` ({d['clips']} clips of {len(d['speakers'])}"
+                      " speakers), all of them speakers the model was trained on.")
     if fw and fh:
         extras.append(f"Front end: {fw['median_ms']:.2f} ms per {r['latency']['window_seconds']:g}"
                       f" s window, {fh['median_ms']:.2f} ms per"
@@ -383,14 +405,17 @@ def readme_table(r: dict[str, Any]) -> str:
             f" python_speech_features.mfcc"
             f" {ratios['python_speech_features / edge (psf convention)']:.1f}x our time on the"
             f" same clips.")
-    for ratio in (r.get("latency") or {}).get("ratios", []):
-        if ratio["ratio"].startswith("Keras predict"):
-            extras.append(f"{ratio['ratio']}: {ratio['value']:.0f}x.")
-    d = r["data"]
-    extras.append(f"Accuracy on {d['clips']} clips of {len(d['speakers'])} speakers"
-                  f" ({d.get('corpus', '?')}); latency medians over"
-                  f" {(r.get('settings') or {}).get('repeats')} timings, interleaved; RTF ="
-                  " processing / audio seconds of `edge-ser listen --file F --fast`, start-up"
-                  " included.")
-    out += [""] + footnotes + ([""] if footnotes else []) + extras
+    by_keras: dict[str, list[str]] = {}
+    for x in (r.get("latency") or {}).get("ratios", []):
+        if "keras" in x:
+            by_keras.setdefault(x["keras"], []).append(f"{x['value']:.0f}x the {x['tflite']}")
+    for name, parts in by_keras.items():
+        extras.append(f"Keras `predict` of {name} on one window takes {', '.join(parts)}"
+                      " invoke (same run).")
+    extras.append(f"Latency: medians (p95) over {(r.get('settings') or {}).get('repeats')}"
+                  " interleaved timings; RTF = processing seconds / audio seconds of"
+                  " `edge-ser listen --file F --fast` on a"
+                  f" {(r.get('settings') or {}).get('stream_seconds', 0):g} s recording,"
+                  " start-up included; RSS = peak resident memory of that process.")
+    out += [""] + [f"- {line}" for line in sorted(footnotes) + extras]
     return "\n".join(out) + "\n"

@@ -144,3 +144,4 @@ def bias_corrected(core: keras.Model, inputs: np.ndarray, *,
             bn.set_weights(bn_weights)
         record.layers[layer.name] = float(np.abs(shift).max())
     return corrected, record
+

@@ -254,3 +254,20 @@ def test_training_speakers_are_scored_apart_from_held_out_ones() -> None:
     assert c["clips"] == 6 and c["agreement"] == pytest.approx(5 / 6)
     assert c["agreement_held_out"] == pytest.approx(3 / 4)
     assert c["accuracy_gap"] == pytest.approx(1 - 2 / 3)
+
+
+def test_fold_figures_stand_for_the_model_they_were_cut_from() -> None:
+    from dataclasses import replace
+
+    from benchmarks.cli import _held_out_by
+
+    bundle = _contender("cnn-int8", "int8", ["ravdess-01"])
+    run = replace(_contender("cnn-keras", "float32", ["ravdess-01"]), runtime="keras",
+                  path=Path("runs/cnn"))
+    run = replace(run, training={**run.training, "epochs": 30})
+    retrained = replace(run, name="cnn-keras-2", path=Path("runs/other"),
+                        training={**run.training, "epochs": 99})
+    folds = replace(bundle, name="cnn-int8 folds", path=Path("runs/cnn"), members=(bundle,))
+    keras_folds = replace(run, name="cnn-keras folds", members=(run,))
+    links = _held_out_by([bundle, run, retrained, folds, keras_folds])
+    assert links == {"cnn-int8": "cnn-int8 folds", "cnn-keras": "cnn-keras folds"}
