@@ -39,5 +39,9 @@ demo: venv sysdeps
 pi-check: venv
 	bash tools/pi/pi-check.sh
 
+# Re-train and re-export the shipped bundles in edge/models/ (about 1.5 h on 2 cores).
+models: venv
+	SER_DATA=$(SER_DATA) bash tools/make_models.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -4,8 +4,10 @@ Rounding a layer's weights to int8 (per output channel, symmetric, ``scale = max
 what the TFLite converter does) changes each output channel by ``e . x`` with ``e = w_q - w``.
 Its random part is small, but its *mean* over real inputs, ``E[e . x]``, is a constant offset
 per channel — and post-ReLU inputs are far from zero-mean, so the offsets add up through the
-network. Measured on the CNN folds, weight rounding alone moved 4.6 % of held-out top-1
-decisions; with the offsets cancelled, 0.4 %.
+network. On one CNN fold (240 held-out clips, float simulation), rounding the weights alone
+changed 4.6 % of the top-1 decisions, and 0.4 % with the offsets cancelled; over the four
+folds of the full int8 export, agreement with float rose from 0.951 to 0.960 (0.974 with
+the input range of data.Calibration.input_clip).
 
 :func:`bias_corrected` returns a copy of the float model whose biases absorb ``-E[e . x]``
 (measured on calibration inputs through the float model): a Dense or LSTM layer's own bias,

@@ -23,8 +23,9 @@ def int8_bundle():
 
 
 @pytest.fixture(scope="module")
-def float_bundle():
-    return load_bundle(shipped("cnn-float32"))
+def float_bundle(int8_bundle):
+    """The float32 twin of the default int8 bundle (same training run)."""
+    return load_bundle(shipped(f"{int8_bundle.metadata.kind}-float32"))
 
 
 @pytest.fixture(scope="module")
