@@ -31,13 +31,19 @@ lint: venv
 test: venv sysdeps lint
 	$(BIN)/python -m pytest -q
 
+DEMO_ARGS ?=
 demo: venv sysdeps
-	$(BIN)/python tools/demo.py
+	$(BIN)/python tools/demo.py $(DEMO_ARGS)
 
 # The edge runtime inside an emulated Raspberry Pi OS (Debian bookworm arm64, qemu-user,
 # Cortex-A72): labels and int8 scores must match this machine's. Root; cached in /var/cache.
 pi-check: venv
 	bash tools/pi/pi-check.sh
+
+# int8 against float: accuracy, latency, size, memory; writes reports/ (a few minutes).
+BENCH_ARGS ?=
+bench: venv
+	$(BIN)/ser-bench --data $(SER_DATA) --out reports $(BENCH_ARGS)
 
 # Re-train and re-export the shipped bundles in edge/models/ (about 1.5 h on 2 cores).
 models: venv

@@ -237,7 +237,8 @@ def to_markdown(r: dict[str, Any]) -> str:
         lines += [f"Per call, over real audio ({lat['windows']} windows of"
                   f" {lat['window_seconds']:g} s, hop {lat['hop_seconds']:g} s), all figures"
                   " interleaved round robin in one run; MAD = median absolute deviation, n ="
-                  " timings.", ""]
+                  " timings; numpy's BLAS threads:"
+                  f" {(r.get('settings') or {}).get('blas_threads', 'default')}.", ""]
         lines += [f"- {what}: {text}" for what, text in STEPS] + [""]
         lines += _table(["step", "model", "threads", "median ms", "p95 ms", "p99 ms",
                          "MAD ms", "n"],
@@ -412,8 +413,11 @@ def readme_table(r: dict[str, Any]) -> str:
     for name, parts in by_keras.items():
         extras.append(f"Keras `predict` of {name} on one window takes {', '.join(parts)}"
                       " invoke (same run).")
+    blas = (r.get("settings") or {}).get("blas_threads")
     extras.append(f"Latency: medians (p95) over {(r.get('settings') or {}).get('repeats')}"
-                  " interleaved timings; RTF = processing seconds / audio seconds of"
+                  " interleaved timings"
+                  + (", numpy's BLAS on one thread" if blas == 1 else "")
+                  + "; RTF = processing seconds / audio seconds of"
                   " `edge-ser listen --file F --fast` on a"
                   f" {(r.get('settings') or {}).get('stream_seconds', 0):g} s recording,"
                   " start-up included; RSS = peak resident memory of that process.")

@@ -288,8 +288,24 @@ def _rowwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.matmul(a[:, None, :], b)[:, 0, :]
 
 
+_CHUNK_FRAMES = 128
+"""Frames computed per pass. Keeps every temporary under ~0.5 MB: larger ones are mmapped
+fresh on each call by the allocator, and their page faults doubled the time of a 3 s clip."""
+
+
 def _mfcc_of_frames(x: np.ndarray, n_frames: int, c: FrontendConfig) -> np.ndarray:
     """MFCC of the first ``n_frames`` frames of ``x`` (already pre-emphasised), float32."""
+    if n_frames <= _CHUNK_FRAMES:
+        return _mfcc_of_chunk(x, n_frames, c)
+    out = np.empty((n_frames, c.n_mfcc), dtype=np.float32)
+    for first in range(0, n_frames, _CHUNK_FRAMES):
+        k = min(_CHUNK_FRAMES, n_frames - first)
+        start = first * c.hop_length
+        out[first:first + k] = _mfcc_of_chunk(x[start:start + c.samples_for(k)], k, c)
+    return out
+
+
+def _mfcc_of_chunk(x: np.ndarray, n_frames: int, c: FrontendConfig) -> np.ndarray:
     if n_frames == 0:
         return np.zeros((0, c.n_mfcc), dtype=np.float32)
     m = _matrices(c)

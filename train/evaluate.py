@@ -12,17 +12,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import (  # noqa: E402
+import numpy as np
+from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
     f1_score,
     precision_recall_fscore_support,
 )
+
+from train.plots import plot_confusion  # noqa: F401  (re-exported for run/baseline)
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[str, Any]:
@@ -54,30 +52,6 @@ def summarize_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
         "macro_f1_mean": float(f1.mean()), "macro_f1_std": float(f1.std()),
         "n_clips": int(sum(f["test"]["n"] for f in folds)),
     }
-
-
-def plot_confusion(confusion: list[list[int]], labels: list[str], path: Path,
-                   title: str) -> None:
-    """Row-normalised confusion matrix (recall per true class) with counts, as a PNG."""
-    cm = np.asarray(confusion, dtype=np.float64)
-    rows = cm.sum(axis=1, keepdims=True)
-    rate = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    size = 1.0 + 0.75 * len(labels)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
-    im = ax.imshow(rate, cmap="Blues", vmin=0.0, vmax=1.0)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=10)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            ax.text(j, i, f"{int(cm[i, j])}\n{rate[i, j]:.0%}", ha="center", va="center",
-                    fontsize=7, color="white" if rate[i, j] > 0.5 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true class")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def markdown_report(report: dict[str, Any]) -> str:
