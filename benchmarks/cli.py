@@ -39,6 +39,7 @@ from benchmarks.contenders import (
     tensorflow_available,
 )
 from benchmarks.progress import say
+from edge.cli_errors import CliError
 from edge.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, EdgeSerError
 
 PROG = "ser-bench"
@@ -48,17 +49,6 @@ LATENCY_WINDOWS = 20
 """Real audio windows the latency figures cycle through."""
 SHOWN_FAILURES = 5
 """Unreadable clips named on stderr; the rest are counted (all are in the JSON)."""
-
-
-class CliError(click.ClickException):
-    """An :class:`EdgeSerError` as one line ``ser-bench: message`` and its exit code."""
-
-    def __init__(self, error: EdgeSerError) -> None:
-        super().__init__(str(error))
-        self.exit_code = error.exit_code
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"{PROG}: {self.format_message()}", err=True)
 
 
 def parse_threads(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
@@ -206,7 +196,7 @@ def cli(more_models: tuple[str, ...], data: str | None, models: tuple[str, ...],
                    hop_seconds=hop_seconds, folds=folds, with_keras=not no_keras,
                    peers=not no_peers, as_json=as_json)
     except EdgeSerError as e:
-        raise CliError(e) from None
+        raise CliError(e, PROG) from None
     except KeyboardInterrupt:
         click.echo(f"{PROG}: interrupted; no report written", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from edge import __version__
+from edge.cli_errors import CliError
 from edge.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EdgeSerError
 
 PROG = "edge-ser"
@@ -27,23 +28,12 @@ _IMPORTED_AT = time.monotonic()
 """When the CLI module was imported: the start of the time-to-first-result measurement."""
 
 
-class CliError(click.ClickException):
-    """An :class:`EdgeSerError` as click shows it: ``edge-ser: message``, its exit code."""
-
-    def __init__(self, error: EdgeSerError) -> None:
-        super().__init__(str(error))
-        self.exit_code = error.exit_code
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"{PROG}: {self.format_message()}", err=True)
-
-
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except EdgeSerError as e:
-            raise CliError(e) from None
+            raise CliError(e, PROG) from None
         except KeyboardInterrupt:  # outside listen's own handling (e.g. in predict)
             _warn("interrupted")
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None

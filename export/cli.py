@@ -9,15 +9,8 @@ from pathlib import Path
 
 import click
 
+from edge.cli_errors import CliError
 from edge.errors import EXIT_INTERRUPTED, EdgeSerError
-
-
-class _CliError(click.ClickException):
-    """An :class:`EdgeSerError` as one line on stderr and its exit code."""
-
-    def __init__(self, error: EdgeSerError) -> None:
-        super().__init__(str(error))
-        self.exit_code = error.exit_code
 
 
 def _summary(report: dict, out: Path) -> str:
@@ -124,7 +117,7 @@ def main(run_dir, int8, out, calibration_clips, calibration_augmented, input_cli
         )
         report = export_run(run_dir, out, options)
     except EdgeSerError as e:
-        raise _CliError(e) from None
+        raise CliError(e, "ser-export") from None
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)

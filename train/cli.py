@@ -10,17 +10,12 @@ from pathlib import Path
 
 import click
 
+from edge.cli_errors import CliError
 from edge.errors import EXIT_INTERRUPTED, EdgeSerError
 from edge.features import FeatureSpec
 
 MODELS = ("cnn", "cnn-lstm", "rf")
 CORPORA = ("ravdess", "crema-d", "tess", "savee", "emodb", "csv")
-
-
-class _CliError(click.ClickException):
-    def __init__(self, error: EdgeSerError) -> None:
-        super().__init__(str(error))
-        self.exit_code = error.exit_code
 
 
 def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
@@ -124,7 +119,7 @@ def main(data, corpora, kind, out, folds, final, test_actors, val_speakers, epoc
                        label_smoothing, weight_decay, cmn, window_seconds, classes, cache_dir,
                        no_cache)
     except EdgeSerError as e:
-        raise _CliError(e) from None
+        raise CliError(e, "ser-train") from None
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
