@@ -97,6 +97,23 @@ def _read_wav(path: Path) -> tuple[np.ndarray, int]:
     return x.reshape(-1, channels), int(rate)
 
 
+def write_wav(path: str | os.PathLike, x: np.ndarray, rate: int) -> Path:
+    """Write mono float samples as a 16-bit PCM WAV (standard library only).
+
+    ``q = round(x * 32768)`` clipped to int16: the exact inverse of :func:`read_audio` for
+    samples already on the 16-bit grid. Returns ``path`` as a :class:`~pathlib.Path`.
+    """
+    import wave
+
+    ints = np.clip(np.round(np.asarray(x, dtype=np.float64).ravel() * 32768), -32768, 32767)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(rate))
+        w.writeframes(ints.astype("<i2").tobytes())
+    return Path(path)
+
+
 def _read_with_soundfile(path: Path) -> tuple[np.ndarray, int]:
     try:
         import soundfile

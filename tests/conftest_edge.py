@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.audio import write_wav  # noqa: F401  (re-exported for the edge tests)
 from edge.shipped import MODELS_DIR, default_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,18 +39,6 @@ def shipped(name: str | None = None) -> Path:
                     f" bundles and DEFAULT into {directory}")
     if not path.is_file():
         pytest.fail(f"shipped model {path} is missing; the export step must produce it")
-    return path
-
-
-def write_wav(path: Path, x: np.ndarray, rate: int) -> Path:
-    """Mono float samples -> 16-bit PCM WAV (stdlib only); ``q = round(x * 32768)``, the
-    inverse of :func:`read_wav16` and of edge.audio's WAV reader."""
-    ints = np.clip(np.round(np.asarray(x, dtype=np.float64) * 32768), -32768, 32767)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(ints.astype("<i2").tobytes())
     return path
 
 

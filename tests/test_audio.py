@@ -196,3 +196,16 @@ def test_too_short(tmp_path):
 def test_check_samples_names_the_source():
     with pytest.raises(AudioError, match="^mic: no audio samples"):
         check_samples(np.zeros(0, dtype=np.float32), name="mic")
+
+
+def test_write_wav_round_trips_through_the_reader(tmp_path):
+    from edge.audio import write_wav
+
+    x = np.round(tone(440, SR) * 32768) / 32768  # on the 16-bit grid
+    path = write_wav(tmp_path / "w.wav", x, SR)
+    samples, rate = read_audio(path)
+    assert rate == SR and samples.shape == (SR, 1)
+    np.testing.assert_array_equal(samples[:, 0], x.astype(np.float32))
+    write_wav(tmp_path / "loud.wav", np.array([2.0, -2.0]), SR)  # clipped, not wrapped
+    np.testing.assert_array_equal(read_audio(tmp_path / "loud.wav")[0][:, 0],
+                                  [32767 / 32768, -1.0])

@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import wave
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from typing import Any
 import click
 import numpy as np
 
-from edge.audio import load
+from edge.audio import load, write_wav
 from edge.bundle import Bundle
 from edge.clip import ENERGY_FRAME_SECONDS, ENERGY_HOP_SECONDS, TOP_DB, frame_energy_db
 from edge.errors import (
@@ -192,17 +191,6 @@ def build_track(clips: Sequence[tuple[Utterance, np.ndarray]], rate: int, *,
     rng = np.random.default_rng(seed)
     track += (rng.standard_normal(track.size) * 10.0 ** (noise_db / 20.0)).astype(np.float32)
     return np.clip(track, -1.0, 1.0), placed
-
-
-def write_wav(path: Path, x: np.ndarray, rate: int) -> Path:
-    """Mono float samples -> 16-bit PCM WAV."""
-    ints = np.clip(np.round(np.asarray(x, dtype=np.float64) * 32767), -32768, 32767)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(ints.astype("<i2").tobytes())
-    return path
 
 
 # --------------------------------------------------------------------------------------
