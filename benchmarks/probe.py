@@ -67,6 +67,7 @@ def run_keras(run_dir: str, clip: str | None) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
+    import train.lstm  # noqa: F401  (registers UnrolledLSTM, the CNN+LSTM's layer)
     from edge.features import FeatureSpec, signal_input
 
     imported = time.perf_counter()

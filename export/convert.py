@@ -24,12 +24,9 @@ import tensorflow as tf  # noqa: E402
 
 from export.errors import ExportError  # noqa: E402
 from export.graph import require_full_int8, summarize  # noqa: E402
+from train.lstm import with_unrolled_lstm  # noqa: E402
 
 QUANTIZATIONS = ("int8", "float32")
-INT8_ATTEMPTS = 5
-"""int8 conversions tried before giving up on a float-free graph. TF 2.21's converter leaves
-one unrolled-LSTM step's SPLIT in float in about half of its runs on the same model and data;
-the clean runs are bit-identical, so converting again is safe (and the count is reported)."""
 
 
 def _saved_model(core, directory: str) -> str:
@@ -88,6 +85,8 @@ def convert(core, quantization: str, calibration: np.ndarray | None = None) -> b
     ----------
     core : keras.Model
         Takes normalised features ``(batch, frames, n_mfcc, channels)``, outputs probabilities.
+        A ``keras.layers.LSTM`` in it (a model trained before :mod:`train.lstm`) is converted
+        as the :class:`train.lstm.UnrolledLSTM` with the same weights.
     quantization : "int8" or "float32"
     calibration : np.ndarray [shape=(n, frames, n_mfcc, channels)] or None
         Normalised training-fold inputs that set the int8 ranges (required for int8).
@@ -101,7 +100,8 @@ def convert(core, quantization: str, calibration: np.ndarray | None = None) -> b
     if quantization == "int8" and (calibration is None or len(calibration) == 0):
         raise ExportError("int8 conversion needs a non-empty calibration set")
     with tempfile.TemporaryDirectory(prefix="edge-ser-export-") as tmp:
-        converter = tf.lite.TFLiteConverter.from_saved_model(_saved_model(core, tmp))
+        saved = _saved_model(with_unrolled_lstm(core), tmp)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         converter.exclude_conversion_metadata = True  # 96 bytes the device never reads
         if quantization == "int8":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -120,23 +120,14 @@ def convert(core, quantization: str, calibration: np.ndarray | None = None) -> b
                               f" {_first_error(str(e), log)}") from None
 
 
-def convert_full_int8(core, calibration: np.ndarray, *, what: str = "model",
-                      attempts: int = INT8_ATTEMPTS) -> tuple[bytes, int]:
-    """:func:`convert` to int8, checked to be full-integer with builtin ops only; converted
-    again (up to ``attempts`` times) when the converter leaves float ops behind.
+def convert_full_int8(core, calibration: np.ndarray, *, what: str = "model") -> bytes:
+    """:func:`convert` to int8, checked to be full-integer with builtin ops only.
 
-    Returns
-    -------
-    (bytes, int): the flatbuffer and the number of conversions it took. Raises
-    :class:`ExportError` naming the float or custom ops if every attempt had some.
+    One conversion, no retries: the converter is deterministic on these models (the CNN+LSTM's
+    LSTM is :class:`train.lstm.UnrolledLSTM`, whose graph has no SPLIT with an unused result,
+    the cause of the float SPLIT that ``keras.layers.LSTM`` left in about half the
+    conversions). Raises :class:`ExportError` naming the float or custom ops, if any.
     """
-    for attempt in range(1, attempts + 1):
-        model_bytes = convert(core, "int8", calibration)
-        graph = summarize(model_bytes)
-        if not (graph.float_ops or graph.custom_ops) or attempt == attempts:
-            break
-        print(f"{what}: the converter left float ops ({', '.join(graph.float_ops)}) in the"
-              f" int8 graph; converting again (attempt {attempt + 1}/{attempts})",
-              file=sys.stderr, flush=True)
-    require_full_int8(graph, what=what)
-    return model_bytes, attempt
+    model_bytes = convert(core, "int8", calibration)
+    require_full_int8(summarize(model_bytes), what=what)
+    return model_bytes

@@ -86,8 +86,7 @@ def convert_run(run: RunConfig, model, train_utterances, options: ExportOptions,
         cal_info["bias_correction"] = record.to_dict()
     else:
         cal_info["bias_correction"] = False
-    int8, cal_info["int8_conversion_attempts"] = convert_full_int8(int8_source, x_cal,
-                                                                   what=f"{what} int8")
+    int8 = convert_full_int8(int8_source, x_cal, what=f"{what} int8")
     raw = {"int8": int8, "float32": convert(core, "float32")}
     graphs = {q: summarize(b) for q, b in raw.items()}
     require_builtin_ops(graphs["float32"], what=f"{what} float32")

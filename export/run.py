@@ -112,6 +112,8 @@ def load_model(run: RunConfig):
     and that its normalisation is the one in ``config.json``."""
     import keras
 
+    import train.lstm  # noqa: F401  (registers UnrolledLSTM, the CNN+LSTM's layer)
+
     try:
         model = keras.models.load_model(run.model_path, compile=False)
     except Exception as e:  # keras raises ValueError, OSError, TypeError, ...

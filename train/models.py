@@ -16,6 +16,7 @@ from keras import layers
 
 from edge.errors import ConfigError
 from edge.features import Normalizer
+from train.lstm import UnrolledLSTM
 
 MODEL_KINDS = ("cnn", "cnn-lstm")
 
@@ -73,7 +74,7 @@ def build_cnn_lstm(input_shape: tuple[int, int, int], n_classes: int, *,
     x = layers.Reshape((steps, freq * channels), name="to_sequence")(x)
     x = layers.Dropout(dropout / 2, name="drop0")(x)
     x = layers.Dense(64, activation="relu", name="project")(x)
-    x = layers.LSTM(lstm_units, unroll=True, name="lstm")(x)
+    x = UnrolledLSTM(lstm_units, name="lstm")(x)
     x = layers.Dropout(dropout, name="drop1")(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="probs")(x)
     return keras.Model(inputs, outputs, name="core")
