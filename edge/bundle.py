@@ -4,10 +4,18 @@ The metadata is one UTF-8 JSON document stored in a TFLite buffer and named
 ``METADATA_NAME`` in the model's ``metadata`` table (the same place TFLite Support keeps its
 metadata). It is read here with ``struct`` alone: no TensorFlow, no flatbuffers package.
 
-Metadata document (``format_version`` 1)::
+A bundle is checked before the interpreter sees a byte of it (:func:`parse_metadata`): its
+checksum (:mod:`edge.integrity`: SHA-256 over the whole file, digest in the metadata), then
+the flatbuffer's structure (:func:`edge.flatbuffer.check_model`), then the metadata's
+content. A mismatch is one line, ``FILE: damaged (checksum mismatch); ...``. Bundles of
+format 1 (made before the checksum) are refused: ``ser-export --rehash`` checks one and adds
+the checksum.
+
+Metadata document (``format_version`` 2)::
 
     {
-      "format": "edge-ser-bundle", "format_version": 1,
+      "format": "edge-ser-bundle", "format_version": 2,
+      "integrity": {"sha256": "64 hex digits: SHA-256 of the file, these 64 read as 0s"},
       "labels": ["neutral", ...],
       "features": {"frontend": {...FrontendConfig...}, "window_seconds": 3.0,
                    "delta_width": 9},
@@ -23,27 +31,30 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.errors import ConfigError, ModelError
+from edge import integrity
+from edge.errors import ConfigError, ModelError, damaged_model
 from edge.features import FeatureSpec, Normalizer
+from edge.flatbuffer import (  # noqa: F401  (TFLITE_IDENTIFIER: re-exported for export/)
+    METADATA_ENTRY_BUFFER,
+    METADATA_ENTRY_NAME,
+    TFLITE_IDENTIFIER,
+    buffer_extent,
+    check_model,
+    model_root,
+)
 
 METADATA_NAME = "edge_ser"
 FORMAT = "edge-ser-bundle"
-FORMAT_VERSION = 1
-TFLITE_IDENTIFIER = b"TFL3"
+FORMAT_VERSION = 2
+"""2: the metadata carries the file's checksum (``integrity``). 1: no checksum (refused)."""
+LEGACY_FORMAT_VERSION = 1
 
-# Field indices in the TFLite schema (tensorflow/compiler/mlir/lite/schema/schema.fbs).
 _MODEL_BUFFERS = 4
 _MODEL_METADATA = 6
-_BUFFER_DATA = 0
-_BUFFER_OFFSET = 1
-_BUFFER_SIZE = 2
-_METADATA_NAME = 0
-_METADATA_BUFFER = 1
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,8 @@ class BundleMetadata:
     training: dict[str, Any] = field(default_factory=dict)
     accuracy: dict[str, Any] = field(default_factory=dict)
     edge_ser_version: str = ""
+    sha256: str = ""
+    """The file's checksum as read from it; empty until export stamps the packed file."""
 
     @property
     def kind(self) -> str:
@@ -71,6 +84,7 @@ class BundleMetadata:
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
+            "integrity": {integrity.ALGORITHM: self.sha256 or integrity.PLACEHOLDER},
             "labels": list(self.labels),
             "features": self.features.to_dict(),
             "frontend_hash": self.features.frontend.config_hash(),
@@ -86,8 +100,10 @@ class BundleMetadata:
         return json.dumps(self.to_dict(), sort_keys=True).encode("utf-8")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "model") -> BundleMetadata:
-        """Validate and build; anything the runtime cannot honour is a :class:`ModelError`."""
+    def from_dict(cls, data: dict[str, Any], *, source: str = "model",
+                  sha256: str = "") -> BundleMetadata:
+        """Validate and build; anything the runtime cannot honour is a :class:`ModelError`.
+        (The checksum is not checked here: :func:`parse_metadata` does that first.)"""
         if data.get("format") != FORMAT:
             raise ModelError(f"{source}: metadata is not an edge-ser bundle's")
         version = data.get("format_version")
@@ -119,7 +135,7 @@ class BundleMetadata:
             labels=labels, features=features, normalizer=normalizer,
             hop_seconds=float(data.get("hop_seconds", 0.5)), model=dict(data.get("model", {})),
             training=dict(data.get("training", {})), accuracy=dict(data.get("accuracy", {})),
-            edge_ser_version=str(data.get("edge_ser_version", "")),
+            edge_ser_version=str(data.get("edge_ser_version", "")), sha256=sha256,
         )
 
 
@@ -137,113 +153,100 @@ class Bundle:
 
 
 # --------------------------------------------------------------------------------------
-# A minimal flatbuffer reader for the two tables we need
+# Reading and checking
 # --------------------------------------------------------------------------------------
 
 
-class _Flatbuffer:
-    def __init__(self, data: bytes, source: str) -> None:
-        self.data = data
-        self.source = source
-
-    def _u32(self, pos: int) -> int:
-        if pos < 0 or pos + 4 > len(self.data):
-            raise ModelError(f"{self.source}: corrupt TFLite flatbuffer (offset {pos})")
-        return struct.unpack_from("<I", self.data, pos)[0]
-
-    def _u16(self, pos: int) -> int:
-        if pos < 0 or pos + 2 > len(self.data):
-            raise ModelError(f"{self.source}: corrupt TFLite flatbuffer (offset {pos})")
-        return struct.unpack_from("<H", self.data, pos)[0]
-
-    def field_pos(self, table: int, index: int) -> int | None:
-        """Absolute position of field ``index`` of the table at ``table``, or None."""
-        vtable = table - struct.unpack_from("<i", self.data, table)[0]
-        vtable_size = self._u16(vtable)
-        entry = 4 + 2 * index
-        if entry >= vtable_size:
-            return None
-        offset = self._u16(vtable + entry)
-        return table + offset if offset else None
-
-    def deref(self, pos: int) -> int:
-        return pos + self._u32(pos)
-
-    def vector(self, table: int, index: int) -> tuple[int, int]:
-        """(position of the first element, length) of a vector field; (0, 0) if absent."""
-        pos = self.field_pos(table, index)
-        if pos is None:
-            return 0, 0
-        vec = self.deref(pos)
-        return vec + 4, self._u32(vec)
-
-    def table_at(self, element_pos: int) -> int:
-        return self.deref(element_pos)
-
-    def uint(self, table: int, index: int, fmt: str = "<I", default: int = 0) -> int:
-        pos = self.field_pos(table, index)
-        if pos is None:
-            return default
-        return struct.unpack_from(fmt, self.data, pos)[0]
-
-    def string(self, table: int, index: int) -> str:
-        start, length = self.vector(table, index)
-        return self.data[start:start + length].decode("utf-8", errors="replace")
-
-    def bytes_of(self, table: int, index: int) -> bytes:
-        start, length = self.vector(table, index)
-        if start + length > len(self.data):
-            raise ModelError(f"{self.source}: corrupt TFLite flatbuffer (buffer past the end)")
-        return self.data[start:start + length]
+def metadata_extents(model_bytes: bytes, *, source: str = "model") -> dict[str, tuple[int, int]]:
+    """Every entry of a TFLite model's metadata table: name -> (start, length) of its bytes
+    in ``model_bytes``."""
+    fb, root = model_root(model_bytes, source)
+    buffers = fb.tables(root, _MODEL_BUFFERS)
+    entries: dict[str, tuple[int, int]] = {}
+    for entry in fb.tables(root, _MODEL_METADATA):
+        name = fb.string(entry, METADATA_ENTRY_NAME)
+        index = fb.scalar(entry, METADATA_ENTRY_BUFFER, "<I")
+        if index >= len(buffers):
+            raise damaged_model(source, f"metadata {name!r} points past the buffer list")
+        entries[name] = buffer_extent(fb, buffers[index])
+    return entries
 
 
 def read_tflite_metadata(model_bytes: bytes, *, source: str = "model") -> dict[str, bytes]:
-    """All entries of a TFLite model's metadata table: name -> buffer contents."""
-    if len(model_bytes) < 8 or model_bytes[4:8] != TFLITE_IDENTIFIER:
-        raise ModelError(f"{source}: not a TFLite model (no TFL3 flatbuffer identifier)")
-    fb = _Flatbuffer(model_bytes, source)
-    try:
-        root = fb.deref(0)
-        buffers_start, n_buffers = fb.vector(root, _MODEL_BUFFERS)
-        meta_start, n_meta = fb.vector(root, _MODEL_METADATA)
-        entries: dict[str, bytes] = {}
-        for i in range(n_meta):
-            entry = fb.table_at(meta_start + 4 * i)
-            name = fb.string(entry, _METADATA_NAME)
-            index = fb.uint(entry, _METADATA_BUFFER)
-            if index >= n_buffers:
-                raise ModelError(f"{source}: metadata {name!r} points past the buffer list")
-            buf = fb.table_at(buffers_start + 4 * index)
-            data = fb.bytes_of(buf, _BUFFER_DATA)
-            offset = fb.uint(buf, _BUFFER_OFFSET, "<Q")
-            if not data and offset > 1:  # buffers stored after the flatbuffer (> 2 GB models)
-                size = fb.uint(buf, _BUFFER_SIZE, "<Q")
-                data = model_bytes[offset:offset + size]
-            entries[name] = data
-        return entries
-    except struct.error:
-        raise ModelError(f"{source}: corrupt TFLite flatbuffer") from None
+    """All entries of a TFLite model's metadata table: name -> buffer contents (unchecked)."""
+    return {name: model_bytes[start:start + n]
+            for name, (start, n) in metadata_extents(model_bytes, source=source).items()}
 
 
-def parse_metadata(model_bytes: bytes, *, source: str = "model") -> BundleMetadata:
-    """The edge-ser metadata of a TFLite model; a :class:`ModelError` if it has none."""
-    entries = read_tflite_metadata(model_bytes, source=source)
-    if METADATA_NAME not in entries:
+def metadata_document(model_bytes: bytes, source: str) -> tuple[int, bytes, dict[str, Any]]:
+    """(start in ``model_bytes``, bytes, parsed JSON) of the edge-ser metadata entry, not yet
+    verified; a foreign model or unreadable JSON is a :class:`ModelError`."""
+    extents = metadata_extents(model_bytes, source=source)
+    if METADATA_NAME not in extents:
         raise ModelError(
             f"{source}: a TFLite model without edge-ser metadata; export it with"
             " `ser-export RUN_DIR --int8`, or use a shipped model"
         )
+    start, n = extents[METADATA_NAME]
+    payload = model_bytes[start:start + n]
     try:
-        data = json.loads(entries[METADATA_NAME].decode("utf-8"))
+        data = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ModelError(f"{source}: edge-ser metadata is not valid JSON (corrupt)") from None
+        raise damaged_model(source, "its edge-ser metadata is not valid JSON") from None
     if not isinstance(data, dict):
-        raise ModelError(f"{source}: edge-ser metadata is not a JSON object (corrupt bundle)")
-    return BundleMetadata.from_dict(data, source=source)
+        raise damaged_model(source, "its edge-ser metadata is not a JSON object")
+    return start, payload, data
+
+
+def _verified_digest(model_bytes: bytes, start: int, payload: bytes, data: dict[str, Any],
+                     source: str) -> str:
+    """The bundle's checksum, verified; "" for a bundle of a newer format, whose scheme this
+    edge-ser may not know (its metadata is then refused as newer)."""
+    version = data.get("format_version")
+    newer = isinstance(version, int) and version > FORMAT_VERSION
+    record = data.get("integrity")
+    if isinstance(record, dict) and integrity.ALGORITHM in record:
+        digest = record[integrity.ALGORITHM]
+        position = integrity.digest_position(payload, digest) if integrity.is_digest(
+            digest) else None
+        if position is None or not integrity.matches(model_bytes, start + position, digest):
+            raise damaged_model(source, "checksum mismatch")
+        return digest
+    if newer:
+        return ""
+    if record is None and version == LEGACY_FORMAT_VERSION and data.get("format") == FORMAT:
+        raise ModelError(
+            f"{source}: a bundle of format 1, made before bundles carried a checksum, so"
+            " damage to it cannot be ruled out; refused. Check it and add the checksum on the"
+            f" host: ser-export --rehash {source} --out NEW.tflite (or export it again)")
+    raise damaged_model(source, "no readable checksum in its metadata")
+
+
+def parse_metadata(model_bytes: bytes, *, source: str = "model") -> BundleMetadata:
+    """The edge-ser metadata of a bundle, after checking that the bundle is intact.
+
+    In this order: the metadata entry is found (struct reads, bounds-checked), the file's
+    checksum is verified, the whole flatbuffer's structure is checked, and the metadata is
+    validated. Each failure is a :class:`ModelError` of one line ("damaged (...)" for damage).
+    """
+    start, payload, data = metadata_document(model_bytes, source)
+    digest = _verified_digest(model_bytes, start, payload, data, source)
+    check_model(model_bytes, source)
+    return BundleMetadata.from_dict(data, source=source, sha256=digest)
+
+
+def stamp_bundle(model_bytes: bytes, *, source: str = "model") -> bytes:
+    """``model_bytes`` (edge-ser metadata written with the checksum placeholder) with its
+    checksum filled in (what export does last)."""
+    start, payload, _ = metadata_document(model_bytes, source)
+    position = integrity.digest_position(payload, integrity.PLACEHOLDER)
+    if position is None:
+        raise ModelError(f"{source}: its metadata has no checksum placeholder to fill")
+    return integrity.stamp(model_bytes, start + position)
 
 
 def load_bundle(path: str | os.PathLike) -> Bundle:
-    """Read and validate a bundle file."""
+    """Read a bundle file and check it (:func:`parse_metadata`) before anything runs it."""
     p = Path(path)
     if not p.is_file():
         raise ModelError(f"{path}: no such model file")

@@ -36,6 +36,16 @@ class ModelError(EdgeSerError):
     exit_code = EXIT_BAD_INPUT
 
 
+DAMAGED_ADVICE = ("re-install edge-ser if it is a shipped model (pip install --force-reinstall"
+                  " edge-ser), or export it again with ser-export")
+"""What to do about a damaged bundle; the end of every "damaged" message."""
+
+
+def damaged_model(source: str, what: str) -> ModelError:
+    """The one-line error for a damaged model file: ``SOURCE: damaged (WHAT); advice``."""
+    return ModelError(f"{source}: damaged ({what}); {DAMAGED_ADVICE}")
+
+
 class RuntimeMissingError(EdgeSerError):
     """No TFLite interpreter is installed; the message names the pip install."""
 

@@ -106,12 +106,11 @@ class TfliteModel:
                 self._interpreter = interpreter_class(model_content=model_bytes,
                                                       num_threads=threads)
                 self._interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as e:
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelError(f"{source}: the TFLite interpreter refused the model ({reason})"
-                             ) from None
-        inputs = self._interpreter.get_input_details()
-        outputs = self._interpreter.get_output_details()
+            inputs = self._interpreter.get_input_details()
+            outputs = self._interpreter.get_output_details()
+        except Exception as e:  # ValueError, RuntimeError, ... from the native runtime
+            raise ModelError(f"{source}: the TFLite interpreter refused the model"
+                             f" ({_reason(e)})") from None
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"{source}: model has {len(inputs)} inputs and {len(outputs)}"
                              " outputs; an edge-ser model has one of each")
@@ -124,8 +123,8 @@ class TfliteModel:
         self.output_shape: tuple[int, ...] = tuple(int(d) for d in self._output["shape"])
         self.input_dtype = np.dtype(self._input["dtype"])
         self.output_dtype = np.dtype(self._output["dtype"])
-        self.input_quantization = _quantization(self._input)
-        self.output_quantization = _quantization(self._output)
+        self.input_quantization = _quantization(self._input, source)
+        self.output_quantization = _quantization(self._output, source)
 
     def invoke(self, x: np.ndarray) -> np.ndarray:
         """Run the model on one input (``input_shape``, ``input_dtype``); the raw output.
@@ -133,10 +132,16 @@ class TfliteModel:
         Returns
         -------
         np.ndarray [shape=output_shape], ``output_dtype`` (int8 scores or float32), a copy.
+        A failure inside the interpreter is a :class:`ModelError` (one line), not a crash of
+        the caller's loop with the runtime's own exception.
         """
-        self._interpreter.set_tensor(self._input["index"], x)
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output["index"]).copy()
+        try:
+            self._interpreter.set_tensor(self._input["index"], x)
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output["index"]).copy()
+        except Exception as e:  # RuntimeError, ValueError from the native runtime
+            raise ModelError(f"{self.source}: the TFLite interpreter failed to run the model"
+                             f" ({_reason(e)})") from None
 
     def dequantize(self, raw: np.ndarray) -> np.ndarray:
         """The real values of a raw output, float32."""
@@ -174,10 +179,17 @@ def _native_stderr_filtered() -> Iterator[None]:
             sys.stderr.flush()
 
 
-def _quantization(detail: dict[str, Any]) -> Quantization:
+def _reason(error: Exception) -> str:
+    """The first line of a runtime error's message (its type when it has none)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _quantization(detail: dict[str, Any], source: str) -> Quantization:
     scale, zero_point = detail.get("quantization", (0.0, 0))
     if detail["dtype"] == np.float32:
         return Quantization(0.0, 0)
-    if not scale:
-        raise ModelError("int8 tensor without quantisation parameters; re-export the model")
+    if not scale or not np.isfinite(scale) or scale < 0:
+        raise ModelError(f"{source}: int8 tensor without usable quantisation parameters"
+                         f" (scale {scale}); re-export the model")
     return Quantization(float(scale), int(zero_point))

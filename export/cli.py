@@ -11,6 +11,12 @@ import click
 
 from edge.cli_errors import CliError
 from edge.errors import EXIT_INTERRUPTED, EdgeSerError
+from edge.extras import missing_extra, require
+
+PROG = "ser-export"
+EXPORT_NEEDS = ("tensorflow", "keras", "librosa")
+"""Modules of the ``train`` extra every export needs (checked before any work starts)."""
+REHASH_NEEDS = ("flatbuffers", "ai_edge_litert")
 
 
 def _summary(report: dict, out: Path) -> str:
@@ -44,7 +50,7 @@ def _warnings(report: dict) -> list[str]:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"],
                                  "max_content_width": 100})
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=click.Path(path_type=Path), required=False)
 @click.option("--int8/--float", "int8", default=True, show_default=True,
               help="Full-integer int8 (int8 weights, activations, input and output; builtin"
                    " ops only), or a float32 TFLite of the same model.")
@@ -74,8 +80,17 @@ def _warnings(report: dict) -> list[str]:
               help="Feature cache (default $EDGE_SER_CACHE or ~/.cache/edge-ser/features).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the export report as JSON on stdout (diagnostics stay on stderr).")
+@click.option("--rehash", "rehash_old", type=click.Path(path_type=Path), default=None,
+              metavar="OLD.tflite",
+              help="Instead of exporting: check a bundle made before bundles carried a checksum"
+                   " (format 1) and write it with one to --out (no RUN_DIR, no TensorFlow).")
+@click.option("--expect-sha256", default=None, metavar="HEX",
+              help="With --rehash: the SHA-256 OLD must have. Default: the sha256 in"
+                   " OLD.export.json beside it.")
+@click.option("--unchecked", is_flag=True,
+              help="With --rehash: add the checksum even with no SHA-256 to check OLD against.")
 def main(run_dir, int8, out, calibration_clips, calibration_augmented, input_clip,
-         bias_correction, seed, data, cache_dir, as_json):
+         bias_correction, seed, data, cache_dir, as_json, rehash_old, expect_sha256, unchecked):
     """Export the model of RUN_DIR (from ser-train) as a TFLite bundle for the edge runtime.
 
     The bundle is one .tflite file that carries its own metadata (labels, MFCC front-end
@@ -90,15 +105,35 @@ def main(run_dir, int8, out, calibration_clips, calibration_augmented, input_cli
     the largest probability difference, sizes and the op list go to <name>.export.json.
 
     \b
+    Every bundle carries a checksum of the whole file, which the device verifies before
+    loading it. --rehash adds one to a bundle made before that (format 1): OLD is checked
+    against the SHA-256 its export recorded (OLD.export.json, or --expect-sha256), its
+    structure and metadata, and the new file must compute exactly what OLD does.
+
+    \b
     Examples:
       ser-export runs/cnn --int8 --out cnn-int8.tflite
       ser-export runs/cnn --float --out cnn-float32.tflite --json
+      ser-export --rehash old-cnn-int8.tflite --out cnn-int8.tflite
 
     Exit codes: 0 ok, 1 conversion or verification failed (e.g. a non-builtin or float
     op in the int8 graph, named), 2 bad input (not a run directory, data missing),
     130 interrupted.
     """
-    from export.data import Calibration
+    if rehash_old is not None:
+        _rehash(rehash_old, run_dir, out, expect_sha256, unchecked, as_json)
+        return
+    if run_dir is None:
+        raise click.UsageError("give RUN_DIR (a ser-train run directory), or --rehash OLD")
+    if expect_sha256 is not None or unchecked:
+        raise click.UsageError("--expect-sha256 and --unchecked go with --rehash")
+    try:
+        require(PROG, EXPORT_NEEDS)
+        from export.data import Calibration
+    except EdgeSerError as e:
+        raise CliError(e, PROG) from None
+    except ImportError as e:
+        _missing_or_raise(e)
 
     # TensorFlow's Python warnings (graph retracing as each fold's model is scored) are
     # not something a user can act on; errors still surface as exceptions.
@@ -117,7 +152,9 @@ def main(run_dir, int8, out, calibration_clips, calibration_augmented, input_cli
         )
         report = export_run(run_dir, out, options)
     except EdgeSerError as e:
-        raise CliError(e, "ser-export") from None
+        raise CliError(e, PROG) from None
+    except ImportError as e:
+        _missing_or_raise(e)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -126,3 +163,33 @@ def main(run_dir, int8, out, calibration_clips, calibration_augmented, input_cli
         click.echo(f"warning: {warning}", err=True)
     if as_json:
         click.echo(json.dumps(report))
+
+
+def _missing_or_raise(error: ImportError) -> None:
+    """One line naming the extra for a module of the ``train`` extra; anything else is a bug
+    and propagates."""
+    extra = missing_extra(error, PROG)
+    if extra is None:
+        raise error
+    raise CliError(extra, PROG) from None
+
+
+def _rehash(old: Path, run_dir, out, expect_sha256, unchecked: bool, as_json: bool) -> None:
+    if run_dir is not None:
+        raise click.UsageError("--rehash OLD takes no RUN_DIR")
+    if out is None:
+        raise click.UsageError("--rehash OLD needs --out NEW.tflite (it may be OLD itself)")
+    try:
+        require(f"{PROG} --rehash", REHASH_NEEDS)
+        from export.rehash import rehash
+
+        summary = rehash(old, out, expect_sha256=expect_sha256, unchecked=unchecked)
+    except EdgeSerError as e:
+        raise CliError(e, PROG) from None
+    except ImportError as e:
+        _missing_or_raise(e)
+    click.echo(f"wrote {out} ({summary['size_bytes']:,} bytes, format 2, checksum"
+               f" {summary['checksum'][:16]}...): {old} checked against {summary['reference']},"
+               f" same outputs on {summary['inputs_compared']} inputs", err=True)
+    if as_json:
+        click.echo(json.dumps(summary))

@@ -14,8 +14,16 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from edge.bundle import METADATA_NAME, TFLITE_IDENTIFIER, BundleMetadata, read_tflite_metadata
+from edge.bundle import (
+    METADATA_NAME,
+    TFLITE_IDENTIFIER,
+    BundleMetadata,
+    parse_metadata,
+    read_tflite_metadata,
+    stamp_bundle,
+)
 from edge.errors import ModelError
+from edge.integrity import PLACEHOLDER
 from export.errors import ExportError
 
 BUFFER_ALIGNMENT = 16
@@ -92,13 +100,20 @@ def _name(entry: schema.MetadataT) -> str:
 
 
 def write_bundle_metadata(model_bytes: bytes, metadata: BundleMetadata) -> bytes:
-    """``model_bytes`` with ``metadata`` (as JSON) under :data:`edge.bundle.METADATA_NAME`.
+    """``model_bytes`` with ``metadata`` (as JSON) under :data:`edge.bundle.METADATA_NAME`,
+    stamped with the file's checksum (:mod:`edge.integrity`).
 
-    The result is read back with the edge's own parser before it is returned, so a bundle that
-    the device would refuse is never written.
+    The metadata is embedded with the checksum placeholder, then the packed file's digest is
+    written over the placeholder (same length: nothing moves). The result is read back with
+    the edge's own checks before it is returned, so a bundle that the device would refuse is
+    never written.
     """
-    bundle = embed_metadata(model_bytes, METADATA_NAME, metadata.to_json())
+    payload = metadata.to_json()
+    if PLACEHOLDER.encode() not in payload:
+        raise ExportError("edge-ser metadata without a checksum placeholder")
+    bundle = stamp_bundle(embed_metadata(model_bytes, METADATA_NAME, payload))
     stored = read_tflite_metadata(bundle).get(METADATA_NAME)
-    if stored != metadata.to_json():
+    back = parse_metadata(bundle)  # checksum, structure, content: as the device reads it
+    if stored != payload.replace(PLACEHOLDER.encode(), back.sha256.encode()):
         raise ExportError("edge-ser metadata did not read back from the packed model")
     return bundle

@@ -71,9 +71,9 @@ def test_metadata_is_embedded_and_read_back_by_the_edge_parser(converted):
     meta = metadata()
     bundle = write_bundle_metadata(converted["int8"], meta)
     entries = read_tflite_metadata(bundle)
-    assert entries[METADATA_NAME] == meta.to_json()
+    back = parse_metadata(bundle)  # the checksum verified, then the content
+    assert entries[METADATA_NAME] == meta.to_json().replace(b"0" * 64, back.sha256.encode())
     assert "min_runtime_version" in entries  # the converter's own entries survive
-    back = parse_metadata(bundle)
     assert back.labels == meta.labels and back.features == meta.features
     np.testing.assert_array_equal(back.normalizer.std, meta.normalizer.std)
 
@@ -144,13 +144,17 @@ def test_a_tflite_without_edge_ser_metadata_is_refused(converted, tmp_path):
     (lambda d: d.update(format="other"), "not an edge-ser bundle"),
 ])
 def test_unusable_metadata_is_refused_with_a_clear_message(converted, edit, message):
+    """Metadata written (and checksummed) as it is, but not usable by this runtime."""
+    from edge.bundle import stamp_bundle
     from export.embed import embed_metadata
 
     data = metadata().to_dict()
     edit(data)
     bundle = embed_metadata(converted["int8"], METADATA_NAME, json.dumps(data).encode())
-    with pytest.raises(ModelError, match=message):
+    with pytest.raises(ModelError, match="checksum mismatch"):  # not stamped: refused as such
         parse_metadata(bundle, source="bad.tflite")
+    with pytest.raises(ModelError, match=message):
+        parse_metadata(stamp_bundle(bundle), source="bad.tflite")
 
 
 def test_not_a_tflite_is_refused():

@@ -1,0 +1,62 @@
+"""Host commands on an edge-only install: one line naming the extra to install, exit 2.
+
+``ser-train``, ``ser-export`` and parts of ``ser-bench`` need the ``train`` extra
+(TensorFlow, librosa, scikit-learn, ...), which a device install (``pip install edge-ser``)
+does not have. The command lines check for it before starting work (:func:`require`) and
+turn a missing module met later into the same message (:func:`missing_extra`). Only
+``importlib`` is used here: nothing is imported to find out whether it is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterable
+
+from edge.errors import EXIT_BAD_INPUT, EdgeSerError
+
+TRAIN_EXTRA = "pip install 'edge-ser[train]'"
+EXTRA_MODULES = {
+    "tensorflow": "TensorFlow", "keras": "Keras", "librosa": "librosa",
+    "sklearn": "scikit-learn", "scipy": "SciPy", "python_speech_features":
+    "python_speech_features", "matplotlib": "matplotlib", "soundfile": "soundfile",
+    "tqdm": "tqdm", "flatbuffers": "flatbuffers", "numba": "numba",
+}
+"""Top-level modules that come with the ``train`` extra, and their names for people."""
+
+
+class ExtraMissingError(EdgeSerError):
+    """A host command run where the ``train`` extra is not installed."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+def _message(what: str, missing: list[str]) -> str:
+    names = ", ".join(EXTRA_MODULES.get(m, m) for m in missing)
+    return (f"{what} needs {names}, which this install does not have (an edge-only install);"
+            f" install the host extra: {TRAIN_EXTRA}")
+
+
+def installed(module: str) -> bool:
+    """Is the top-level ``module`` importable (without importing it)?"""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require(what: str, modules: Iterable[str]) -> None:
+    """Raise :class:`ExtraMissingError` naming ``what`` (e.g. ``"ser-train"``), the missing
+    ``modules`` and the ``pip install``, when any of them is not installed."""
+    missing = [m for m in modules if not installed(m)]
+    if missing:
+        raise ExtraMissingError(_message(what, missing))
+
+
+def missing_extra(error: ImportError, what: str) -> ExtraMissingError | None:
+    """The one-line error for an ImportError of a module the ``train`` extra provides, or
+    None for any other import error (a bug, to be shown as such)."""
+    name = getattr(error, "name", None) or ""
+    root = name.split(".")[0]
+    if isinstance(error, ModuleNotFoundError) and root in EXTRA_MODULES:
+        return ExtraMissingError(_message(what, [root]))
+    return None
