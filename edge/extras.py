@@ -45,7 +45,7 @@ def installed(module: str) -> bool:
 
 
 def require(what: str, modules: Iterable[str]) -> None:
-    """Raise :class:`ExtraMissingError` naming ``what`` (e.g. ``"ser-train"``), the missing
+    """Raise :class:`ExtraMissingError` naming ``what`` (e.g. ``"training"``), the missing
     ``modules`` and the ``pip install``, when any of them is not installed."""
     missing = [m for m in modules if not installed(m)]
     if missing:

@@ -128,7 +128,7 @@ def main(run_dir, int8, out, calibration_clips, calibration_augmented, input_cli
     if expect_sha256 is not None or unchecked:
         raise click.UsageError("--expect-sha256 and --unchecked go with --rehash")
     try:
-        require(PROG, EXPORT_NEEDS)
+        require("exporting", EXPORT_NEEDS)
         from export.data import Calibration
     except EdgeSerError as e:
         raise CliError(e, PROG) from None
@@ -168,7 +168,7 @@ def main(run_dir, int8, out, calibration_clips, calibration_augmented, input_cli
 def _missing_or_raise(error: ImportError) -> None:
     """One line naming the extra for a module of the ``train`` extra; anything else is a bug
     and propagates."""
-    extra = missing_extra(error, PROG)
+    extra = missing_extra(error, "exporting")
     if extra is None:
         raise error
     raise CliError(extra, PROG) from None
@@ -180,7 +180,7 @@ def _rehash(old: Path, run_dir, out, expect_sha256, unchecked: bool, as_json: bo
     if out is None:
         raise click.UsageError("--rehash OLD needs --out NEW.tflite (it may be OLD itself)")
     try:
-        require(f"{PROG} --rehash", REHASH_NEEDS)
+        require("--rehash", REHASH_NEEDS)
         from export.rehash import rehash
 
         summary = rehash(old, out, expect_sha256=expect_sha256, unchecked=unchecked)

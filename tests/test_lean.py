@@ -308,3 +308,75 @@ def test_lean_runtimes_give_the_same_answers(inputs, kind):
         top, second = sorted(a["scores"], reverse=True)[:2]
         if top - second > 2 * tolerance:
             assert a["label"] == b["label"]
+
+
+# --------------------------------------------------------------------------------------
+# Host commands on an edge-only install: one line naming the extra, exit 2
+# --------------------------------------------------------------------------------------
+
+TRAIN_EXTRA = "pip install 'edge-ser[train]'"
+HOST_COMMANDS = {
+    "ser-train": ["--data", "{data}", "--model", "cnn", "--out", "{tmp}/run"],
+    "ser-export": ["{run}", "--int8", "--out", "{tmp}/model-int8.tflite"],
+    "ser-bench": ["--data", "{data}", "--models", "{run}", "--out", "{tmp}/reports",
+                  "--no-peers"],
+}
+"""Each is given real-looking arguments; without the train extra none can do its work."""
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A RUN_DIR as ser-train lays it out (config.json from the shipped default bundle's
+    metadata; model.keras is never opened: without TensorFlow nothing can load it)."""
+    from edge.bundle import load_bundle
+
+    d = tmp_path_factory.mktemp("run")
+    meta = load_bundle(shipped()).metadata.to_dict()
+    config = {k: meta[k] for k in ("labels", "features", "normalization", "hop_seconds",
+                                   "model", "training", "accuracy")}
+    (d / "config.json").write_text(json.dumps(config))
+    (d / "model.keras").write_bytes(b"")
+    return d
+
+
+@pytest.mark.parametrize("kind", LEAN_KINDS)
+@pytest.mark.parametrize("command", sorted(HOST_COMMANDS))
+def test_host_commands_name_the_extra_on_an_edge_install(kind, command, run_dir, tmp_path):
+    python = build_lean_venv(kind)
+    args = [a.format(data=tmp_path, tmp=tmp_path, run=run_dir) for a in HOST_COMMANDS[command]]
+    done = subprocess.run([str(python.with_name(command)), *args], capture_output=True,
+                          text=True, timeout=300)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert lines[-1].startswith(f"{command}: ") and lines[-1].endswith(TRAIN_EXTRA), lines
+    if command != "ser-bench":  # ser-bench prints its stage line first
+        assert len(lines) == 1, lines
+
+
+def test_rehash_runs_on_a_device_with_litert(tmp_path):
+    """ser-export --rehash needs no TensorFlow: on the litert edge install it adds the
+    checksum to a format-1 bundle (here: the shipped default's metadata as format 1)."""
+    import hashlib
+
+    from edge.bundle import METADATA_NAME, metadata_document
+    from export.embed import embed_metadata
+
+    data = shipped().read_bytes()
+    _, _, document = metadata_document(data, "default")
+    document = {k: v for k, v in document.items() if k != "integrity"}
+    document["format_version"] = 1
+    old = tmp_path / "old.tflite"
+    old.write_bytes(embed_metadata(data, METADATA_NAME,
+                                   json.dumps(document, sort_keys=True).encode()))
+    digest = hashlib.sha256(old.read_bytes()).hexdigest()
+    python = build_lean_venv("litert")
+    done = subprocess.run([str(python.with_name("ser-export")), "--rehash", str(old), "--out",
+                           str(tmp_path / "new.tflite"), "--expect-sha256", digest],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    info = subprocess.run([str(python.with_name("edge-ser")), "info", "--json",
+                           str(tmp_path / "new.tflite")], capture_output=True, text=True,
+                          timeout=120)
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["format_version"] == 2
