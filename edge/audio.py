@@ -11,6 +11,7 @@ import functools
 import math
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,54 +48,184 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     return _read_with_soundfile(p)
 
 
-def _read_wav(path: Path) -> tuple[np.ndarray, int]:
-    data = path.read_bytes()
-    if data[:4] != b"RIFF":
-        raise AudioError(f"{path}: {data[:4].decode('latin-1')} WAV files are not supported;"
-                         " convert to a standard little-endian RIFF WAV")
+@dataclass(frozen=True)
+class _WavLayout:
+    """Where a WAV file's samples are and how they are encoded."""
+
+    tag: int
+    channels: int
+    rate: int
+    bits: int
+    data_offset: int
+    data_bytes: int
+    """Bytes of sample data the file really holds (a truncated file: what is there)."""
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.bits // 8 * self.channels
+
+
+def _wav_layout(path: Path, f) -> _WavLayout:
+    """Parse the RIFF chunks up to ``data`` from an open file, reading headers only."""
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    f.seek(0)
+    if f.read(4) != b"RIFF":
+        f.seek(0)
+        raise AudioError(f"{path}: {f.read(4).decode('latin-1')} WAV files are not"
+                         " supported; convert to a standard little-endian RIFF WAV")
+    f.seek(12)
     fmt = None
-    payload = None
     pos = 12
-    while pos + 8 <= len(data):
-        chunk_id = data[pos:pos + 4]
-        (size,) = struct.unpack("<I", data[pos + 4:pos + 8])
-        body = data[pos + 8:pos + 8 + size]
+    while pos + 8 <= size:
+        f.seek(pos)
+        chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
         if chunk_id == b"fmt ":
-            fmt = body
+            fmt = f.read(min(chunk_size, 64))
         elif chunk_id == b"data":
-            payload = body  # a truncated file leaves a short body: use what is there
-            break
-        pos += 8 + size + (size & 1)
+            if fmt is None or len(fmt) < 16:
+                break
+            tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", fmt[:16])
+            if tag == _EXTENSIBLE and len(fmt) >= 26:
+                (tag,) = struct.unpack("<H", fmt[24:26])  # first two bytes of the GUID
+            if channels == 0 or rate == 0:
+                raise AudioError(f"{path}: corrupt WAV header ({channels} channels at"
+                                 f" {rate} Hz)")
+            if not ((tag == _PCM and bits in (8, 16, 24, 32))
+                    or (tag == _FLOAT and bits in (32, 64))):
+                kind = {_PCM: "PCM", _FLOAT: "float"}.get(tag, f"format tag 0x{tag:04x}")
+                raise AudioError(f"{path}: unsupported WAV encoding ({kind}, {bits} bits);"
+                                 " use 8/16/24/32-bit PCM or 32/64-bit float")
+            # a truncated file (or a streamed one with a 0/-1 size) holds what is there
+            available = size - (pos + 8)
+            data_bytes = available if chunk_size in (0, 0xFFFFFFFF) else \
+                min(chunk_size, available)
+            return _WavLayout(tag, channels, int(rate), bits, pos + 8, max(0, data_bytes))
+        pos += 8 + chunk_size + (chunk_size & 1)
     if fmt is None or len(fmt) < 16:
         raise AudioError(f"{path}: truncated or corrupt WAV (no 'fmt ' chunk)")
-    if payload is None:
-        raise AudioError(f"{path}: truncated or corrupt WAV (no 'data' chunk)")
-    tag, channels, rate, _, block_align, bits = struct.unpack("<HHIIHH", fmt[:16])
-    if tag == _EXTENSIBLE and len(fmt) >= 26:
-        (tag,) = struct.unpack("<H", fmt[24:26])  # first two bytes of the sub-format GUID
-    if channels == 0 or rate == 0:
-        raise AudioError(f"{path}: corrupt WAV header ({channels} channels at {rate} Hz)")
-    width = bits // 8
-    if tag == _PCM and bits in (8, 16, 24, 32):
-        n = len(payload) // (width * channels) * width * channels
-        raw = np.frombuffer(payload[:n], dtype=np.uint8)
-        if bits == 8:
-            x = (raw.astype(np.float32) - 128.0) / 128.0
-        elif bits == 24:
-            b = raw.reshape(-1, 3).astype(np.int32)
-            ints = (b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8
-            x = ints.astype(np.float32) / 2.0**23
-        else:
-            ints = np.frombuffer(payload[:n], dtype=f"<i{width}")
-            x = ints.astype(np.float32) / float(2 ** (bits - 1))
-    elif tag == _FLOAT and bits in (32, 64):
-        n = len(payload) // (width * channels) * width * channels
+    raise AudioError(f"{path}: truncated or corrupt WAV (no 'data' chunk)")
+
+
+def _decode(payload: bytes, layout: _WavLayout) -> np.ndarray:
+    """Whole frames of ``payload`` as float32 ``(n, channels)`` in [-1, 1]."""
+    n = len(payload) // layout.frame_bytes * layout.frame_bytes
+    bits, width = layout.bits, layout.bits // 8
+    if layout.tag == _FLOAT:
         x = np.frombuffer(payload[:n], dtype=f"<f{width}").astype(np.float32)
+    elif bits == 8:
+        x = (np.frombuffer(payload[:n], dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif bits == 24:
+        b = np.frombuffer(payload[:n], dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        ints = (b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8
+        x = ints.astype(np.float32) / 2.0**23
     else:
-        kind = {_PCM: "PCM", _FLOAT: "float"}.get(tag, f"format tag 0x{tag:04x}")
-        raise AudioError(f"{path}: unsupported WAV encoding ({kind}, {bits} bits);"
-                         " use 8/16/24/32-bit PCM or 32/64-bit float")
-    return x.reshape(-1, channels), int(rate)
+        ints = np.frombuffer(payload[:n], dtype=f"<i{width}")
+        x = ints.astype(np.float32) / float(2 ** (bits - 1))
+    return x.reshape(-1, layout.channels)
+
+
+def _read_wav(path: Path) -> tuple[np.ndarray, int]:
+    with open(path, "rb") as f:
+        layout = _wav_layout(path, f)
+        f.seek(layout.data_offset)
+        payload = f.read(layout.data_bytes)
+    return _decode(payload, layout), layout.rate
+
+
+class AudioStream:
+    """A recording read block by block, so memory stays bounded whatever its length.
+
+    WAV is read with the standard library; other formats through ``soundfile``'s block
+    reading. Iterate for float32 blocks ``(n, channels)`` of at most ``block_frames`` frames.
+    Use as a context manager (or call :meth:`close`).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, block_frames: int = 16000) -> None:
+        self.path = p = Path(path)
+        self.block_frames = max(1, int(block_frames))
+        _check_file(p)
+        try:
+            self._file = open(p, "rb")  # noqa: SIM115 (owned until close())
+        except OSError as e:
+            raise AudioError(f"{path}: cannot read ({e.strerror})") from None
+        head = self._file.read(12)
+        self._sf = None
+        self._layout = None
+        try:
+            if head[:4] in (b"RIFF", b"RIFX", b"RF64") and head[8:12] == b"WAVE":
+                self._layout = _wav_layout(p, self._file)
+                self.sample_rate = self._layout.rate
+                self.channels = self._layout.channels
+                self.frames = self._layout.data_bytes // self._layout.frame_bytes
+            else:
+                self._file.close()
+                self._sf = _open_soundfile(p)
+                self.sample_rate = int(self._sf.samplerate)
+                self.channels = int(self._sf.channels)
+                self.frames = int(self._sf.frames)
+        except BaseException:
+            self.close()
+            raise
+
+    def __iter__(self):
+        if self._sf is not None:
+            try:
+                yield from self._sf.blocks(blocksize=self.block_frames, dtype="float32",
+                                           always_2d=True)
+            except Exception as e:  # libsndfile errors mid-file
+                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise AudioError(f"{self.path}: unreadable audio ({reason})") from None
+            return
+        layout = self._layout
+        self._file.seek(layout.data_offset)
+        left = layout.data_bytes // layout.frame_bytes * layout.frame_bytes
+        step = self.block_frames * layout.frame_bytes
+        while left > 0:
+            payload = self._file.read(min(step, left))
+            if not payload:
+                return
+            left -= len(payload)
+            yield _decode(payload, layout)
+
+    def close(self) -> None:
+        if self._sf is not None:
+            self._sf.close()
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> AudioStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _check_file(p: Path) -> None:
+    if not p.exists():
+        raise AudioError(f"{p}: no such file")
+    if p.is_dir():
+        raise AudioError(f"{p}: is a directory, not an audio file")
+    try:
+        if p.stat().st_size == 0:
+            raise AudioError(f"{p}: empty file (0 bytes)")
+    except OSError as e:
+        raise AudioError(f"{p}: cannot read ({e.strerror})") from None
+
+
+def _open_soundfile(path: Path):
+    try:
+        import soundfile
+    except ImportError:
+        raise AudioError(
+            f"{path}: not a WAV file; reading {path.suffix or 'this format'} needs soundfile"
+            " (pip install soundfile), or convert it to WAV"
+        ) from None
+    try:
+        return soundfile.SoundFile(str(path))
+    except Exception as e:  # soundfile raises LibsndfileError, RuntimeError, TypeError ...
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise AudioError(f"{path}: not a readable audio file ({reason})") from None
 
 
 def write_wav(path: str | os.PathLike, x: np.ndarray, rate: int) -> Path:

@@ -18,8 +18,9 @@ import numpy as np
 
 from edge.bundle import Bundle
 from edge.errors import ModelError
-from edge.features import FeatureSpec, window_input
+from edge.features import FeatureSpec
 from edge.interpreter import TfliteModel
+from edge.utterance import utterance_inputs
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,17 @@ class WindowScores:
     """Raw int8 outputs of a quantised model, shape ``(n_labels,)``; None for float models."""
 
 
+@dataclass(frozen=True)
+class UtteranceScores:
+    """What the model says about one utterance."""
+
+    probs: np.ndarray
+    """Probabilities per label, averaged over the utterance's windows, float32 ``(n_labels,)``."""
+    scores: list[np.ndarray] | None
+    """Raw int8 outputs of each window, ``(n_labels,)`` each; None for float models."""
+    windows: int
+
+
 class Classifier:
     """Runs a bundle on feature windows. Checks once that model and metadata agree."""
 
@@ -84,9 +96,19 @@ class Classifier:
     def quantized_output(self) -> bool:
         return self.model.output_quantization.quantized
 
-    def classify_frames(self, frames: np.ndarray) -> WindowScores:
-        """Scores of one window of MFCC frames ``(window_frames, n_mfcc)``."""
-        return self.classify_features(window_input(frames, self.spec))
+    def classify_utterance(self, mel: np.ndarray, levels: np.ndarray | None = None
+                           ) -> UtteranceScores:
+        """Scores of one utterance's mel power frames ``(n_frames, n_mels)``
+        (:func:`edge.utterance.utterance_inputs`: level-normalised windows, averaged)."""
+        return self.classify_inputs(utterance_inputs(mel, self.spec, levels=levels))
+
+    def classify_inputs(self, inputs: np.ndarray) -> UtteranceScores:
+        """Scores of an utterance's windows ``(k, *spec.input_shape)``: the average of the
+        windows' probabilities."""
+        windows = [self.classify_features(x) for x in inputs]
+        probs = np.mean([w.probs for w in windows], axis=0).astype(np.float32)
+        scores = None if windows[0].scores is None else [w.scores for w in windows]
+        return UtteranceScores(probs, scores, len(windows))
 
     def classify_features(self, features: np.ndarray) -> WindowScores:
         """Scores of one window of unnormalised features ``spec.input_shape``."""

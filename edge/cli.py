@@ -89,9 +89,10 @@ def cli() -> None:
                    "  [default: the system's default input]")
 @json_option
 @click.option("--hop", type=click.FloatRange(min=0.01), metavar="SECONDS",
-              help="Seconds between results.  [default: the model's, usually 0.5]")
+              help="Seconds between interim / no-speech results.  [default: the model's,"
+                   " usually 0.5]")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
-              help="Smoothed top probability below which a result is marked uncertain.")
+              help="Top probability below which a result is marked uncertain.")
 @click.option("--file", "-f", "file", metavar="FILE",
               help="Replay an audio file as the live source instead of a microphone.")
 @click.option("--fast", is_flag=True,
@@ -104,23 +105,28 @@ def cli() -> None:
 def listen(model: str | None, device: str | None, as_json: bool, hop: float | None,
            threshold: float, file: str | None, fast: bool, stdin_raw: int | None,
            duration: float | None, threads: int) -> None:
-    """Stream audio through the model and show the emotion as it changes.
+    """Stream audio through the model: one emotion per utterance, live.
 
-    On a terminal: a live line (time, emotion, confidence, bar, runner-up); a line is kept
-    each time the emotion changes. With --json: one object per hop on stdout:
+    The stream is cut into utterances where the speaker pauses (0.4 s of silence); while
+    someone speaks, an interim result every hop from the utterance so far; when they stop,
+    one final result for the whole utterance, within 0.5 s. On a terminal: a live line for
+    the utterance under way and one kept line per finished utterance (start-end, emotion,
+    confidence, bar, runner-up; `?` marks an uncertain one). With --json, one object per
+    result on stdout (JSON Lines):
 
     \b
-      {"t": 3.5, "label": "angry", "confidence": 0.71, "probs": {...},
-       "speech": true, "uncertain": false, "changed": true, "scores": [...],
-       "window": {"label": ..., "probs": {...}}, ...}
+      {"event": "final", "t": 5.81, "utterance": 0, "start": 2.6, "end": 5.5,
+       "speech": true, "label": "angry", "confidence": 0.71, "uncertain": false,
+       "probs": {...}, "scores": [[...]], "speech_seconds": 2.3, "noise_floor_db": -61.2}
 
-    "t" is the end of the window in seconds of audio; "label" and "confidence" are null when
-    the window holds no speech; "scores" are the raw int8 outputs (null for float models).
-    At the end (file done, stdin closed, --duration reached, or Ctrl-C) a one-line summary
-    goes to stderr and,
-    with --json, a last {"summary": {...}} object to stdout. Exit status 0 at the end of a
-    file or stdin, 130 after Ctrl-C; overruns (audio dropped because processing fell
-    behind) are counted in the summary, never fatal.
+    "event" is "final" (once per utterance), "interim" (every hop while it goes on) or
+    "no_speech" (every hop in a pause: label null); `jq 'select(.event == "final")'` keeps
+    the finals. "t" is when the result was decided, "start"/"end" the utterance's span,
+    all in seconds of audio since the start. At the end (file done, stdin closed,
+    --duration reached, or Ctrl-C) a one-line summary goes to stderr and, with --json, a
+    last {"summary": {...}} object to stdout. Exit status 0 at the end of a file or stdin,
+    130 after Ctrl-C; overruns (audio dropped because processing fell behind) are counted
+    in the summary, never fatal.
     """
     if file is not None and stdin_raw is not None:
         raise click.UsageError("use either --file or --stdin-raw, not both")
@@ -129,20 +135,18 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
     from edge.live import Listener, LiveView
     from edge.recognizer import Recognizer
     from edge.shipped import load_model_bundle
-    from edge.smoothing import SmoothingConfig
     from edge.sources import FileSource, MicSource, stdin_source
 
     bundle = load_model_bundle(model)
     rate = bundle.metadata.features.frontend.sample_rate
     if file is not None:
-        source = FileSource(file, realtime=not fast,
-                            min_seconds=bundle.metadata.features.window_seconds)
+        source = FileSource(file, realtime=not fast)
     elif stdin_raw is not None:
         source = stdin_source(stdin_raw)
     else:
         source = MicSource(device, preferred_rate=rate)
     recognizer = Recognizer(bundle, input_rate=source.info.sample_rate, hop_seconds=hop,
-                            threads=threads, smoothing=SmoothingConfig(threshold=threshold))
+                            threads=threads, threshold=threshold)
     view = LiveView(as_json=as_json, labels=bundle.metadata.labels)
     listener = Listener(recognizer, source, on_result=view.show, started=_IMPORTED_AT,
                         max_seconds=duration)
@@ -169,29 +173,30 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @model_option
 @json_option
-@click.option("--mode", type=click.Choice(["auto", "clip", "windows"]), default="auto",
-              show_default=True,
-              help="clip: one window prepared as in training (leading silence trimmed);"
-                   " windows: slide windows every hop and average those with speech;"
-                   " auto: clip when the speech fits one window (+1.5 s), else windows.")
-@click.option("--hop", type=click.FloatRange(min=0.01), metavar="SECONDS",
-              help="Seconds between windows in windows mode.  [default: the model's]")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="Top probability below which an utterance is marked uncertain.")
 @threads_option
-def predict(files: tuple[str, ...], model: str | None, as_json: bool, mode: str,
-            hop: float | None, threads: int) -> None:
+def predict(files: tuple[str, ...], model: str | None, as_json: bool, threshold: float,
+            threads: int) -> None:
     """Predict the emotion of each audio FILE (WAV; FLAC and others with soundfile).
 
-    One line per file: file, emotion, confidence, runner-up. With --json, one object per
-    file (JSON Lines):
+    A file is cut into utterances exactly as `listen` cuts a stream, so a clip, a voice note
+    and an hour-long meeting are all handled the same way (read as a stream: memory stays
+    small whatever the length). On a terminal: one line per file (emotion, confidence,
+    runner-up) and, for a file of several utterances, one indented line per utterance. With
+    --json, one object per file (JSON Lines):
 
     \b
-      {"file": ..., "label": ..., "confidence": ..., "probs": {label: p},
-       "scores": [raw int8 outputs, or null for float models],
-       "windows": [{"t", "label", "confidence", "probs", "speech"}, ...],
-       "speech": true, "mode": "clip", "duration": 3.6}
+      {"file": "a.wav", "label": "sad", "confidence": 0.58, "probs": {label: p},
+       "speech": true, "duration": 3.7,
+       "utterances": [{"utterance": 0, "start": 0.8, "end": 3.1, "label": "sad",
+                       "confidence": 0.58, "uncertain": false, "probs": {...},
+                       "scores": [[raw int8 outputs per window]], "speech_seconds": 1.9}]}
 
-    A file that cannot be used gets one line on stderr (edge-ser: FILE: reason) and nothing on
-    stdout; the other files are still predicted, and the exit status is 2 at the end.
+    The file's label is the average of its utterances weighted by their speech; a file of
+    one utterance gets exactly that utterance's result, one without speech "label": null.
+    A file that cannot be used gets one line on stderr (edge-ser: FILE: reason) and nothing
+    on stdout; the other files are still predicted, and the exit status is 2 at the end.
     """
     from edge.classifier import Classifier
     from edge.predict import predict_file
@@ -205,7 +210,7 @@ def predict(files: tuple[str, ...], model: str | None, as_json: bool, mode: str,
         if progress:
             click.echo(f"\r[{i}/{len(files)}] {path}"[:79].ljust(79), err=True, nl=False)
         try:
-            result = predict_file(path, classifier, mode=mode, hop_seconds=hop)
+            result = predict_file(path, classifier, threshold=threshold)
         except EdgeSerError as e:
             failed += 1
             if progress:
@@ -218,7 +223,7 @@ def predict(files: tuple[str, ...], model: str | None, as_json: bool, mode: str,
         else:
             if progress:
                 click.echo("\r" + " " * 79 + "\r", err=True, nl=False)
-            click.echo(_predict_line(result))
+            click.echo(_predict_lines(result))
     if progress:
         click.echo("\r" + " " * 79 + "\r", err=True, nl=False)
     if failed:
@@ -227,13 +232,21 @@ def predict(files: tuple[str, ...], model: str | None, as_json: bool, mode: str,
         sys.exit(EXIT_BAD_INPUT)
 
 
-def _predict_line(result: Any) -> str:
-    ranked = sorted(result.probs.items(), key=lambda kv: -kv[1])
+def _predict_lines(result: Any) -> str:
     if result.label is None:
         return f"{result.file}\t(no speech)"
-    runner, p2 = ranked[1] if ranked[0][0] == result.label else ranked[0]
-    return (f"{result.file}\t{result.label}\t{result.confidence:.2f}"
-            f"\t(then {runner} {p2:.2f})")
+    lines = [f"{result.file}\t{_ranked(result.label, result.confidence, result.probs)}"]
+    if len(result.utterances) > 1:
+        lines += [f"  {u.start:7.1f}-{u.end:7.1f} s\t"
+                  f"{_ranked(u.label + ('?' if u.uncertain else ''), u.confidence, u.probs)}"
+                  for u in result.utterances]
+    return "\n".join(lines)
+
+
+def _ranked(label: str, confidence: float, probs: dict[str, float]) -> str:
+    ranked = sorted(probs.items(), key=lambda kv: -kv[1])
+    runner, p2 = ranked[1] if ranked[0][0] == label.rstrip("?") else ranked[0]
+    return f"{label}\t{confidence:.2f}\t(then {runner} {p2:.2f})"
 
 
 # --------------------------------------------------------------------------------------

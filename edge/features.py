@@ -1,7 +1,10 @@
-"""The model's input: a fixed window of MFCC frames with deltas, normalised.
+"""What one model input is, and the normaliser fitted on training inputs.
 
-Training (on the host) and the runtime (on the device) build model inputs only through
-this module, so both sides compute exactly the same numbers.
+:class:`FeatureSpec` is the whole definition of a model's input, stored in every bundle:
+the front end, the endpointer that cuts the stream into utterances, and how an utterance
+becomes windows of level-normalised MFCCs (:mod:`edge.utterance` does the work). Training on
+the host and the runtime on the device build model inputs only from it, so both sides compute
+exactly the same numbers.
 """
 
 from __future__ import annotations
@@ -11,31 +14,58 @@ from typing import Any
 
 import numpy as np
 
+from edge.endpoint import EndpointConfig
 from edge.errors import ConfigError
-from edge.frontend import FrontendConfig, mfcc, stack_deltas
+from edge.frontend import LIBROSA, FrontendConfig
+
+INPUT_VERSION = 3
+"""Version of the utterance -> input recipe; bundles with another version are refused."""
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """What one model input is: front end, window length, delta channel."""
+    """What one model input is: front end, utterances, window, level normalisation."""
 
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     """MFCC parameters."""
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    """Where utterances start and end."""
     window_seconds: float = 3.0
-    """Length of audio one prediction looks at, seconds."""
+    """Audio one model input covers, seconds; a shorter utterance is padded with the floor."""
+    stride_seconds: float = 1.5
+    """Largest step between the windows of an utterance longer than one window, seconds."""
     delta_width: int | None = 9
     """Frames in the delta regression (odd); ``None`` for MFCCs alone (one channel)."""
+    level_percentile: float = 90.0
+    """The utterance's level is this percentile of its frame levels (dB)."""
+    floor_db: float = -50.0
+    """Noise floor added to every utterance (pink noise in the mel power domain), dB relative
+    to the utterance's level: digital silence, padding and a quiet room all look alike, at
+    whatever gain the speaker was recorded."""
 
     def __post_init__(self) -> None:
-        if self.window_seconds <= 0:
+        if self.frontend.convention != LIBROSA:
+            raise ConfigError("model inputs need the librosa front-end convention"
+                              f" (got {self.frontend.convention!r})")
+        if not self.window_seconds > 0:
             raise ConfigError(f"window_seconds={self.window_seconds!r}: must be > 0")
         if self.window_frames < 1:
             raise ConfigError(
                 f"window_seconds={self.window_seconds!r}: shorter than one frame"
                 f" ({self.frontend.frame_length} samples at {self.frontend.sample_rate} Hz)"
             )
+        if not self.stride_seconds > 0:
+            raise ConfigError(f"stride_seconds={self.stride_seconds!r}: must be > 0")
         if self.delta_width is not None and (self.delta_width < 3 or self.delta_width % 2 == 0):
             raise ConfigError(f"delta_width={self.delta_width!r}: must be odd and >= 3, or None")
+        if not 0 <= self.level_percentile <= 100:
+            raise ConfigError(f"level_percentile={self.level_percentile!r}: must be in [0, 100]")
+        if not self.floor_db < 0:
+            raise ConfigError(f"floor_db={self.floor_db!r}: must be < 0 (below the speech)")
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frontend.sample_rate / self.frontend.hop_length
 
     @property
     def window_samples(self) -> int:
@@ -48,6 +78,10 @@ class FeatureSpec:
         return self.frontend.n_frames(self.window_samples)
 
     @property
+    def stride_frames(self) -> int:
+        return max(1, int(round(self.stride_seconds * self.frames_per_second)))
+
+    @property
     def channels(self) -> int:
         return 1 if self.delta_width is None else 2
 
@@ -56,54 +90,45 @@ class FeatureSpec:
         """Shape of one model input: ``(window_frames, n_mfcc, channels)``."""
         return (self.window_frames, self.frontend.n_mfcc, self.channels)
 
+    def seconds(self, frames: int) -> float:
+        """Frame index -> seconds (the frame's start)."""
+        return frames / self.frames_per_second
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "input_version": INPUT_VERSION,
             "frontend": self.frontend.to_dict(),
+            "endpoint": self.endpoint.to_dict(),
             "window_seconds": self.window_seconds,
+            "stride_seconds": self.stride_seconds,
             "delta_width": self.delta_width,
+            "level_percentile": self.level_percentile,
+            "floor_db": self.floor_db,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        version = data.get("input_version")
+        if not isinstance(version, int) or version < INPUT_VERSION:
+            raise ConfigError(
+                f"model input version {version!r} is older than this edge-ser's"
+                f" ({INPUT_VERSION}: utterances, level-normalised); re-train and re-export the"
+                " model with this edge-ser, or use the shipped models")
+        if version > INPUT_VERSION:
+            raise ConfigError(f"model input version {version} is newer than this edge-ser"
+                              f" reads ({INPUT_VERSION}); upgrade edge-ser")
         try:
             return cls(
                 frontend=FrontendConfig.from_dict(data["frontend"]),
+                endpoint=EndpointConfig.from_dict(data["endpoint"]),
                 window_seconds=float(data["window_seconds"]),
+                stride_seconds=float(data["stride_seconds"]),
                 delta_width=data.get("delta_width"),
+                level_percentile=float(data["level_percentile"]),
+                floor_db=float(data["floor_db"]),
             )
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"feature spec is incomplete or malformed ({e})") from None
-
-
-def window_input(frames: np.ndarray, spec: FeatureSpec) -> np.ndarray:
-    """Model input from a window of MFCC frames.
-
-    Parameters
-    ----------
-    frames : np.ndarray [shape=(window_frames, n_mfcc)]
-
-    Returns
-    -------
-    np.ndarray [shape=(window_frames, n_mfcc, channels)], float32, not normalised
-    """
-    frames = np.asarray(frames, dtype=np.float32)
-    if spec.delta_width is None:
-        return frames[..., None]
-    return stack_deltas(frames, width=spec.delta_width)
-
-
-def signal_input(signal: np.ndarray, spec: FeatureSpec) -> np.ndarray:
-    """Model input from exactly one window of audio (``spec.window_samples`` samples).
-
-    Returns
-    -------
-    np.ndarray [shape=spec.input_shape], float32, not normalised
-    """
-    if signal.shape != (spec.window_samples,):
-        raise ConfigError(
-            f"signal has shape {signal.shape}; one window is ({spec.window_samples},) samples"
-        )
-    return window_input(mfcc(signal, spec.frontend), spec)
 
 
 @dataclass(frozen=True)

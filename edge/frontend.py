@@ -293,22 +293,37 @@ _CHUNK_FRAMES = 128
 fresh on each call by the allocator, and their page faults doubled the time of a 3 s clip."""
 
 
-def _mfcc_of_frames(x: np.ndarray, n_frames: int, c: FrontendConfig) -> np.ndarray:
-    """MFCC of the first ``n_frames`` frames of ``x`` (already pre-emphasised), float32."""
+def _frames_in_chunks(x: np.ndarray, n_frames: int, c: FrontendConfig, width: int,
+                      compute) -> np.ndarray:
+    """``compute(x_chunk, k, c)`` over chunks of at most ``_CHUNK_FRAMES`` frames, float32
+    ``(n_frames, width)``."""
     if n_frames <= _CHUNK_FRAMES:
-        return _mfcc_of_chunk(x, n_frames, c)
-    out = np.empty((n_frames, c.n_mfcc), dtype=np.float32)
+        return compute(x, n_frames, c)
+    out = np.empty((n_frames, width), dtype=np.float32)
     for first in range(0, n_frames, _CHUNK_FRAMES):
         k = min(_CHUNK_FRAMES, n_frames - first)
         start = first * c.hop_length
-        out[first:first + k] = _mfcc_of_chunk(x[start:start + c.samples_for(k)], k, c)
+        out[first:first + k] = compute(x[start:start + c.samples_for(k)], k, c)
     return out
 
 
-def _mfcc_of_chunk(x: np.ndarray, n_frames: int, c: FrontendConfig) -> np.ndarray:
-    if n_frames == 0:
-        return np.zeros((0, c.n_mfcc), dtype=np.float32)
+def _mfcc_of_frames(x: np.ndarray, n_frames: int, c: FrontendConfig) -> np.ndarray:
+    """MFCC of the first ``n_frames`` frames of ``x`` (already pre-emphasised), float32."""
+    return _frames_in_chunks(x, n_frames, c, c.n_mfcc, _mfcc_of_chunk)
+
+
+def _mel_of_frames(x: np.ndarray, n_frames: int, c: FrontendConfig) -> np.ndarray:
+    """Mel power of the first ``n_frames`` frames of ``x`` (already pre-emphasised), float32."""
+    return _frames_in_chunks(x, n_frames, c, c.n_mels,
+                             lambda xs, k, cc: _power_of_chunk(xs, k, cc)[1].astype(np.float32))
+
+
+def _power_of_chunk(x: np.ndarray, n_frames: int, c: FrontendConfig
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Power spectrum ``(n_frames, n_bins)`` and mel power ``(n_frames, n_mels)``, float64."""
     m = _matrices(c)
+    if n_frames == 0:
+        return np.zeros((0, c.n_bins)), np.zeros((0, c.n_mels))
     starts = np.lib.stride_tricks.as_strided(
         x[m.window_offset:],
         shape=(n_frames, c.win_length),
@@ -317,7 +332,14 @@ def _mfcc_of_chunk(x: np.ndarray, n_frames: int, c: FrontendConfig) -> np.ndarra
     )
     spectrum = np.fft.rfft(starts * m.window, n=c.n_fft, axis=1)
     power = spectrum.real**2 + spectrum.imag**2  # (n_frames, n_bins)
-    mel = _rowwise(power, m.filterbank_t)  # (n_frames, n_mels)
+    return power, _rowwise(power, m.filterbank_t)  # (n_frames, n_mels)
+
+
+def _mfcc_of_chunk(x: np.ndarray, n_frames: int, c: FrontendConfig) -> np.ndarray:
+    if n_frames == 0:
+        return np.zeros((0, c.n_mfcc), dtype=np.float32)
+    m = _matrices(c)
+    power, mel = _power_of_chunk(x, n_frames, c)
     if c.convention == LIBROSA:
         log_mel = 10.0 * np.log10(np.maximum(mel, _AMIN_DB))
         out = _rowwise(log_mel, m.dct)
@@ -352,6 +374,34 @@ def mfcc(signal: np.ndarray, config: FrontendConfig = FrontendConfig()) -> np.nd
     return _mfcc_of_frames(x, config.n_frames(x.size), config)
 
 
+def mel_power(signal: np.ndarray, config: FrontendConfig = FrontendConfig()) -> np.ndarray:
+    """Mel-band power of a whole signal: the power spectrum of each windowed frame through
+    the mel filterbank, before any logarithm (librosa's ``melspectrogram(center=False)``).
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, n_mels)], float32, in squared sample units; the same frames
+    as :func:`mfcc`.
+    """
+    x = _as_signal(signal)
+    if config.preemphasis:
+        x = _preemphasise(x, config.preemphasis, None)
+    return _mel_of_frames(x, config.n_frames(x.size), config)
+
+
+def cepstral_matrix(config: FrontendConfig) -> np.ndarray:
+    """The DCT (lifter folded in) that turns log-mel frames into cepstra: ``c = log_mel @ D``,
+    float64 ``(n_mels, n_mfcc)``, read-only and built once per config."""
+    return _matrices(config).dct
+
+
+def white_noise_mel_power(config: FrontendConfig) -> np.ndarray:
+    """Expected mel power of unit-variance white noise, float64 ``(n_mels,)``: what
+    :func:`mel_power` gives on average for noise of RMS 1 (scale by ``rms**2``)."""
+    m = _matrices(config)
+    return float(np.sum(m.window**2)) * m.filterbank.sum(axis=1)
+
+
 class MfccStream:
     """Incremental MFCC: feed blocks of any size, get only the frames they complete.
 
@@ -364,6 +414,10 @@ class MfccStream:
         self.config = config
         self.reset()
 
+    @staticmethod
+    def _compute(x: np.ndarray, n_frames: int, c: FrontendConfig) -> np.ndarray:
+        return _mfcc_of_frames(x, n_frames, c)
+
     def reset(self) -> None:
         """Forget all audio: the next block starts a new signal."""
         self._pending = np.zeros(0, dtype=np.float64)  # samples not yet consumed by a frame
@@ -371,7 +425,7 @@ class MfccStream:
         self.frames_emitted = 0
 
     def push(self, block: np.ndarray) -> np.ndarray:
-        """Add ``block`` (1-D float samples); return the new frames, ``(k, n_mfcc)`` float32."""
+        """Add ``block`` (1-D float samples); return the new frames, ``(k, width)`` float32."""
         c = self.config
         x = _as_signal(block)
         if c.preemphasis and x.size:
@@ -380,10 +434,19 @@ class MfccStream:
             self._last_raw = raw_last
         buffer = np.concatenate((self._pending, x)) if self._pending.size else x
         n_frames = c.n_frames(buffer.size)
-        frames = _mfcc_of_frames(buffer, n_frames, c)
+        frames = self._compute(buffer, n_frames, c)
         self._pending = buffer[n_frames * c.hop_length:].copy()
         self.frames_emitted += n_frames
         return frames
+
+
+class MelStream(MfccStream):
+    """Incremental :func:`mel_power`: ``push`` returns the new frames' mel power,
+    ``(k, n_mels)`` float32, equal to :func:`mel_power` on the concatenated blocks."""
+
+    @staticmethod
+    def _compute(x: np.ndarray, n_frames: int, c: FrontendConfig) -> np.ndarray:
+        return _mel_of_frames(x, n_frames, c)
 
 
 # --------------------------------------------------------------------------------------

@@ -30,30 +30,32 @@ class Summary:
 
     audio_seconds: float
     wall_seconds: float
-    windows: int
-    speech_windows: int
-    uncertain_windows: int
+    utterances: int
+    uncertain_utterances: int
+    speech_seconds: float
+    hops: int
+    no_speech_hops: int
     shares: dict[str, float]
-    """Fraction of speech windows per reported emotion."""
+    """Fraction of utterances per final emotion."""
     overruns: int
     """Device overflows plus blocks dropped because the ring buffer was full."""
     dropped_seconds: float
     first_result_seconds: float | None
     """From process start (or the listener's ``started``) to the first result, seconds."""
     hop_ms_mean: float | None
-    """Processing time per result (MFCC, model, gate, smoothing), milliseconds."""
+    """Processing time per result (front end, endpointer, model), milliseconds."""
     hop_ms_max: float | None
     interrupted: bool
     source: str
     extra: dict[str, Any] = field(default_factory=dict)
 
     def line(self) -> str:
-        """One human line: duration, windows, emotion shares, overruns."""
+        """One human line: duration, utterances, emotion shares, overruns."""
         shares = ", ".join(f"{k} {v:.0%}" for k, v in self.shares.items()) or "no emotion"
         end = "stopped" if self.interrupted else "done"
-        return (f"{end}: {self.audio_seconds:.1f} s of audio, {self.windows} windows"
-                f" ({self.speech_windows} with speech, {self.uncertain_windows} uncertain);"
-                f" {shares}; {self.overruns} overruns")
+        return (f"{end}: {self.audio_seconds:.1f} s of audio, {self.utterances} utterances"
+                f" ({self.speech_seconds:.1f} s of speech, {self.uncertain_utterances}"
+                f" uncertain); {shares}; {self.overruns} overruns")
 
     def to_dict(self) -> dict[str, Any]:
         def r(v: float | None, n: int = 3) -> float | None:
@@ -61,8 +63,9 @@ class Summary:
 
         return {
             "audio_seconds": r(self.audio_seconds), "wall_seconds": r(self.wall_seconds),
-            "windows": self.windows, "speech_windows": self.speech_windows,
-            "uncertain_windows": self.uncertain_windows,
+            "utterances": self.utterances, "uncertain_utterances": self.uncertain_utterances,
+            "speech_seconds": r(self.speech_seconds), "hops": self.hops,
+            "no_speech_hops": self.no_speech_hops,
             "shares": {k: round(v, 4) for k, v in self.shares.items()},
             "overruns": self.overruns, "dropped_seconds": r(self.dropped_seconds),
             "first_result_seconds": r(self.first_result_seconds),
@@ -152,8 +155,10 @@ class Listener:
         ms = self._hop_ms
         wall = (self._run_ended or time.monotonic()) - (self._run_started or self.started)
         return Summary(
-            audio_seconds=stats.samples / rate, wall_seconds=wall, windows=stats.windows,
-            speech_windows=stats.speech_windows, uncertain_windows=stats.uncertain_windows,
+            audio_seconds=stats.samples / rate, wall_seconds=wall,
+            utterances=stats.utterances, uncertain_utterances=stats.uncertain_utterances,
+            speech_seconds=stats.speech_seconds, hops=stats.hops,
+            no_speech_hops=stats.no_speech_hops,
             shares=stats.shares(), overruns=self.source.overruns + self.ring.overruns,
             dropped_seconds=self.ring.dropped_samples / self.source.info.sample_rate,
             first_result_seconds=self._first_result,
@@ -164,7 +169,9 @@ class Listener:
 
 
 class LiveView:
-    """Shows results: JSON Lines, a live terminal line, or plain lines on change."""
+    """Shows results: JSON Lines, or on a terminal a live line for the utterance under way
+    (its interim result, redrawn every hop) and one kept line per finished utterance; on a
+    pipe or file, only the finished utterances."""
 
     def __init__(self, *, as_json: bool, labels: tuple[str, ...],
                  out: TextIO | None = None) -> None:
@@ -173,30 +180,25 @@ class LiveView:
         self.tty = not as_json and self.out.isatty()
         self.width = max(len(label) for label in labels)
         self._live = False  # a live line is on screen, not yet ended with a newline
-        self._last_key: tuple[Any, ...] | None = None
 
     def show(self, r: Result) -> None:
         if self.as_json:
             self.out.write(json.dumps(r.to_dict()) + "\n")
-            self.out.flush()
-            return
-        text = self.format(r)
-        key = (r.label, r.speech)
-        if self.tty:
-            if key != self._last_key and self._live:  # keep the line of what ended
-                self.out.write("\n")
-            self.out.write("\r" + text + "\x1b[K")
+        elif r.event == "final":
+            self.out.write(("\r" if self.tty else "") + self.format(r)
+                           + ("\x1b[K" if self.tty else "") + "\n")
+            self._live = False
+        elif self.tty:
+            self.out.write("\r" + self.format(r) + "\x1b[K")
             self._live = True
-        elif key != self._last_key:
-            self.out.write(text + "\n")
-        self._last_key = key
         self.out.flush()
 
     def format(self, r: Result) -> str:
-        """``  12.5 s  angry      0.72 #######---  then happy 0.12``"""
-        head = f"{r.t:7.1f} s  "
+        """``   3.1-  5.4 s  angry      0.72 #######---  then happy 0.12`` for a finished
+        utterance; ``   3.1-  4.5 s  angry?  ... (speaking)`` while it goes on."""
         if not r.speech or r.label is None:
-            return head + "(no speech)"
+            return f"{r.t:7.1f} s         (no speech)"
+        head = f"{r.start:7.1f}-{r.end:6.1f} s  "
         conf = r.confidence or 0.0
         filled = int(round(conf * BAR_WIDTH))
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)
@@ -206,7 +208,7 @@ class LiveView:
         text = f"{head}{label:<{self.width + 1}} {conf:4.2f} {bar}"
         if runner is not None:
             text += f"  then {runner[0]} {runner[1]:.2f}"
-        return text
+        return text + ("" if r.final else "  (speaking)")
 
     def close(self) -> None:
         if self._live:

@@ -1,19 +1,32 @@
-"""The streaming recogniser: audio blocks of any size in, one result per hop out.
+"""The streaming recogniser: audio blocks of any size in, utterance results out.
 
-This is the object ``edge-ser listen`` runs, and the one to embed in a program::
+This is the object ``edge-ser listen`` and ``edge-ser predict`` run, and the one to embed in
+a program::
 
     from edge.recognizer import Recognizer
 
     rec = Recognizer.from_model()              # the default shipped model
     for block in blocks:                       # float32 mono blocks, any size
-        for result in rec.push(block):
-            print(result.t, result.label, result.confidence)
+        for r in rec.push(block):
+            if r.event == "final":
+                print(r.start, r.end, r.label, r.confidence)
+    for r in rec.finish():                     # end of the stream: the last utterance
+        ...
 
-Per block: resample to the model's rate when the input rate differs, compute only the new
-MFCC frames and frame levels; whenever a hop of frames is complete and a whole window is
-available, the last window goes through the model, the speech gate and the smoother.
-Results are placed by frame count alone, so the same audio cut into different blocks gives
-identical results.
+In the micro_speech order: the audio (resampled to the model's rate when needed) goes
+through the front end (:class:`~edge.frontend.MelStream`: only the new frames), their
+levels through the endpointer (:mod:`edge.endpoint`), and each utterance through the
+classifier exactly as :mod:`edge.utterance` defines it. Three kinds of result:
+
+* ``interim``: every hop while an utterance is under way, from the utterance so far;
+* ``final``: once, when the utterance has ended (at most ``min_silence_ms`` after its last
+  speech frame), from the whole utterance;
+* ``no_speech``: every hop outside an utterance.
+
+Hops are counted in frames from the start of the stream and everything depends on frames
+alone, so the same audio cut into different blocks gives identical results. Memory is
+bounded: the last ``max_speech_s`` (plus the onset look-back) of frames, whatever the length
+of the stream.
 """
 
 from __future__ import annotations
@@ -21,62 +34,68 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from edge.audio import Resampler, to_mono
 from edge.bundle import Bundle
-from edge.classifier import Classifier, WindowScores
+from edge.classifier import Classifier, UtteranceScores
+from edge.endpoint import EndpointConfig, Endpointer, EndpointEvent, Segment
 from edge.errors import ConfigError
-from edge.frontend import MfccStream
-from edge.gate import FrameLevels, GateConfig, GateDecision, SpeechGate
+from edge.frontend import MelStream
+from edge.levels import frame_levels
 from edge.shipped import load_model_bundle
-from edge.smoothing import Smoother, SmoothingConfig
+
+Event = Literal["interim", "final", "no_speech"]
 
 
 @dataclass(frozen=True)
 class Result:
-    """The recogniser's output for one window (one hop)."""
+    """One result of the recogniser."""
 
+    event: Event
     t: float
-    """End of the window, seconds of audio since the start (or the last reset)."""
+    """When it was decided: seconds of audio since the start of the stream."""
+    utterance: int | None
+    """Number of the utterance in the stream (0, 1, ...); None for ``no_speech``."""
+    start: float | None
+    """Start of the utterance (its first frame), seconds since the start of the stream."""
+    end: float | None
+    """End of the utterance (final) or of its audio so far (interim), seconds."""
     label: str | None
-    """Smoothed emotion; None when the window holds no speech."""
+    """Most probable emotion; None for ``no_speech``."""
     confidence: float | None
-    """Smoothed probability of ``label``."""
     probs: dict[str, float]
-    """Smoothed probabilities (the window's own when there is no speech)."""
-    speech: bool
     uncertain: bool
-    """Speech, but the smoothed top probability is below the threshold (or too few windows)."""
-    changed: bool
-    """This window announces a new label."""
-    window_label: str
-    """Top label of this window alone, unsmoothed."""
-    window_probs: dict[str, float]
-    """This window's own probabilities."""
-    scores: list[int] | None
-    """Raw int8 model outputs of this window; None for float models."""
+    """The top probability is below the threshold."""
+    scores: list[list[int]] | None
+    """Raw int8 outputs of each of the utterance's windows; None for float models and for
+    ``no_speech``."""
     speech_seconds: float
+    """Speech frames in the utterance (so far), seconds."""
     noise_floor_db: float
 
+    @property
+    def speech(self) -> bool:
+        return self.event != "no_speech"
+
+    @property
+    def final(self) -> bool:
+        return self.event == "final"
+
     def to_dict(self, *, digits: int = 4) -> dict[str, Any]:
-        """JSON-ready dict; probabilities rounded to ``digits``."""
-        def r(p: dict[str, float]) -> dict[str, float]:
-            return {k: round(v, digits) for k, v in p.items()}
+        """JSON-ready dict (the ``--json`` line); probabilities rounded to ``digits``."""
+        def r(v: float | None, n: int = digits) -> float | None:
+            return None if v is None else round(float(v), n)
 
         return {
-            "t": round(self.t, 4),
-            "label": self.label,
-            "confidence": None if self.confidence is None else round(self.confidence, digits),
-            "probs": r(self.probs),
-            "speech": self.speech,
+            "event": self.event, "t": r(self.t, 3), "utterance": self.utterance,
+            "start": r(self.start, 3), "end": r(self.end, 3), "speech": self.speech,
+            "label": self.label, "confidence": r(self.confidence),
             "uncertain": self.uncertain,
-            "changed": self.changed,
-            "scores": self.scores,
-            "window": {"label": self.window_label, "probs": r(self.window_probs)},
-            "speech_seconds": round(self.speech_seconds, 3),
+            "probs": {k: round(v, digits) for k, v in self.probs.items()},
+            "scores": self.scores, "speech_seconds": r(self.speech_seconds, 3),
             "noise_floor_db": (None if not np.isfinite(self.noise_floor_db)
                                else round(self.noise_floor_db, 1)),
         }
@@ -90,14 +109,17 @@ class Stats:
     """Samples received at the model's rate."""
     bad_samples: int = 0
     """NaN or infinite input samples replaced by zeros."""
-    windows: int = 0
-    speech_windows: int = 0
-    uncertain_windows: int = 0
+    hops: int = 0
+    no_speech_hops: int = 0
+    interims: int = 0
+    utterances: int = 0
+    uncertain_utterances: int = 0
+    speech_seconds: float = 0.0
     labels: Counter = field(default_factory=Counter)
-    """Reported labels of speech windows (uncertain ones included)."""
+    """Final labels of the utterances."""
 
     def shares(self) -> dict[str, float]:
-        """Fraction of speech windows per reported label, largest first."""
+        """Fraction of utterances per final label, largest first."""
         total = sum(self.labels.values())
         return {k: v / total for k, v in self.labels.most_common()} if total else {}
 
@@ -113,17 +135,21 @@ class Recognizer:
         Rate of the blocks that will be pushed, Hz; resampled to the model's rate when it
         differs. None: the model's rate.
     hop_seconds : float or None
-        Time between results, seconds, rounded to whole frames; None: the bundle's.
+        Time between interim / no-speech results, seconds, rounded to whole frames; None:
+        the bundle's.
+    threshold : float
+        A result whose top probability is below this is ``uncertain``.
+    endpoint : EndpointConfig or None
+        Override the bundle's endpointer (the model was trained with the bundle's).
     threads : int
         Interpreter threads.
-    gate, smoothing : GateConfig, SmoothingConfig
     classifier : Classifier or None
         Share one already built from ``bundle`` (e.g. across files) instead of building one.
     """
 
     def __init__(self, bundle: Bundle, *, input_rate: int | None = None,
-                 hop_seconds: float | None = None, threads: int = 1,
-                 gate: GateConfig = GateConfig(), smoothing: SmoothingConfig = SmoothingConfig(),
+                 hop_seconds: float | None = None, threshold: float = 0.5,
+                 endpoint: EndpointConfig | None = None, threads: int = 1,
                  classifier: Classifier | None = None) -> None:
         self.bundle = bundle
         self.classifier = classifier or Classifier(bundle, threads=threads)
@@ -135,15 +161,19 @@ class Recognizer:
         hop = bundle.metadata.hop_seconds if hop_seconds is None else hop_seconds
         if not hop > 0:
             raise ConfigError(f"hop={hop!r} seconds: must be > 0")
-        self.hop_frames = max(1, int(round(hop * frontend.sample_rate / frontend.hop_length)))
-        self.hop_seconds = self.hop_frames * frontend.hop_length / frontend.sample_rate
-        self.window_frames = self.spec.window_frames
-        self.gate_config = gate
-        self.smoothing_config = smoothing
-        self._mfcc = MfccStream(frontend)
-        self._levels = FrameLevels(frontend)
-        self._gate = SpeechGate(gate, frontend)
-        self._smoother = Smoother(smoothing)
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"threshold={threshold!r}: must be in [0, 1]")
+        self.threshold = threshold
+        fps = self.spec.frames_per_second
+        self.hop_frames = max(1, int(round(hop * fps)))
+        self.hop_seconds = self.hop_frames / fps
+        self.endpoint_config = endpoint or self.spec.endpoint
+        self._endpointer = Endpointer(self.endpoint_config, fps)
+        # frames kept: the longest utterance plus the onset look-back and pad before it
+        c = self.endpoint_config
+        self._capacity = int(np.ceil((c.max_speech_s + (c.onset_lookback_ms + c.speech_pad_ms)
+                                      / 1000.0) * fps)) + 2
+        self._mel_stream = MelStream(frontend)
         self._resampler = (Resampler(self.input_rate, self.sample_rate)
                            if self.input_rate != self.sample_rate else None)
         self.reset()
@@ -155,27 +185,27 @@ class Recognizer:
 
     def reset(self) -> None:
         """Forget all audio and history: the next block starts a new stream at t = 0."""
-        self._mfcc.reset()
-        self._levels.reset()
-        self._gate.reset()
-        self._smoother.reset()
+        self._mel_stream.reset()
+        self._endpointer.reset()
         if self._resampler is not None:
             self._resampler.reset()
-        self._frames = np.zeros((0, self.spec.frontend.n_mfcc), dtype=np.float32)
-        self._frames_seen = 0
-        self._next_result_at = self.window_frames  # frames seen when the next result is due
+        n_mels = self.spec.frontend.n_mels
+        self._mel = np.zeros((self._capacity, n_mels), dtype=np.float32)
+        self._levels = np.zeros(self._capacity, dtype=np.float64)
+        self._frames = 0  # frames consumed
+        self._utterances = 0
         self.stats = Stats()
 
     @property
     def frames_seen(self) -> int:
-        return self._frames_seen
+        return self._frames
 
     def push(self, block: np.ndarray) -> list[Result]:
         """Add audio at ``input_rate``: float samples, shape ``(n,)`` or ``(n, channels)``
-        (averaged to mono), any length. Returns the results it completes.
+        (averaged to mono), any length. Returns the results it completes, in time order.
 
         NaN or infinite samples (a glitching device) are replaced by zeros and counted in
-        ``stats.bad_samples``; they never poison later windows.
+        ``stats.bad_samples``; they never poison later results.
         """
         x = to_mono(np.asarray(block, dtype=np.float32))
         if x.ndim != 1:
@@ -190,65 +220,92 @@ class Recognizer:
         return self._push_model_rate(x)
 
     def finish(self) -> list[Result]:
-        """End of the stream: the results of the resampler's last samples (if resampling)."""
-        if self._resampler is None:
-            return []
-        return self._push_model_rate(self._resampler.flush())
+        """End of the stream: the resampler's last samples, then the final result of an
+        utterance still under way."""
+        results = [] if self._resampler is None else \
+            self._push_model_rate(self._resampler.flush())
+        for event in self._endpointer.finish():
+            results.append(self._final(event))
+        return results
+
+    # ----------------------------------------------------------------------------------
 
     def _push_model_rate(self, x: np.ndarray) -> list[Result]:
         self.stats.samples += x.size
-        new_frames = self._mfcc.push(x)
-        new_levels = self._levels.push(x)
-        results = []
-        # walk the new frames in hop-sized steps so that each result sees exactly the frames
-        # (and frame levels) up to its own end, whatever the block size
+        mel = self._mel_stream.push(x)
+        if not len(mel):
+            return []
+        levels = frame_levels(mel, self.spec.frontend)
+        results: list[Result] = []
+        # walk the new frames up to each hop boundary, so every decision sees exactly the
+        # frames up to its own time, whatever the block size
         start = 0
-        while start < len(new_frames):
-            due = self._next_result_at - self._frames_seen
-            take = min(len(new_frames) - start, due)
-            self._append(new_frames[start:start + take], new_levels[start:start + take])
+        while start < len(mel):
+            due = self.hop_frames - self._frames % self.hop_frames
+            take = min(len(mel) - start, due)
+            self._store(mel[start:start + take], levels[start:start + take])
+            for event in self._endpointer.push(levels[start:start + take]):
+                if event.kind == "end":
+                    results.append(self._final(event))
             start += take
-            if self._frames_seen == self._next_result_at:
-                results.append(self._result())
-                self._next_result_at += self.hop_frames
+            if self._frames % self.hop_frames == 0:
+                results.append(self._hop())
         return results
 
-    def _append(self, frames: np.ndarray, levels: np.ndarray) -> None:
-        self._frames = np.concatenate((self._frames, frames))[-self.window_frames:]
-        self._gate.add(levels)
-        self._frames_seen += len(frames)
+    def _store(self, mel: np.ndarray, levels: np.ndarray) -> None:
+        idx = (self._frames + np.arange(len(mel))) % self._capacity
+        self._mel[idx] = mel
+        self._levels[idx] = levels
+        self._frames += len(mel)
 
-    def _result(self) -> Result:
-        scores = self.classifier.classify_frames(self._frames)
-        decision = self._gate.decide(self.window_frames)
-        c = self.spec.frontend
-        t = c.samples_for(self._frames_seen) / c.sample_rate
-        return self._make_result(t, scores, decision)
+    def _frames_of(self, segment: Segment, end: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        end = segment.end if end is None else end
+        start = max(segment.start, end - self._capacity, self._frames - self._capacity)
+        idx = np.arange(start, end) % self._capacity
+        return self._mel[idx], self._levels[idx]
 
-    def _make_result(self, t: float, scores: WindowScores, decision: GateDecision) -> Result:
-        smoothed = self._smoother.update(t, scores.probs, speech=decision.speech)
-        window_probs = _as_dict(self.labels, scores.probs)
-        label = confidence = None
-        uncertain = changed = False
-        probs = window_probs
-        if decision.speech and smoothed.index is not None:
-            label = self.labels[smoothed.index]
-            confidence = smoothed.confidence
-            uncertain, changed = smoothed.uncertain, smoothed.changed
-            probs = _as_dict(self.labels, smoothed.probs)
-        self.stats.windows += 1
-        if label is not None:
-            self.stats.speech_windows += 1
-            self.stats.uncertain_windows += uncertain
-            self.stats.labels[label] += 1
+    def _hop(self) -> Result:
+        self.stats.hops += 1
+        active = self._endpointer.active
+        if active is None:
+            self.stats.no_speech_hops += 1
+            return Result("no_speech", self._seconds_at(self._frames), None, None, None, None,
+                          None, {}, False, None, 0.0, self._endpointer.noise_floor_db)
+        self.stats.interims += 1
+        scores = self.classifier.classify_utterance(*self._frames_of(active))
+        return self._result("interim", self._seconds_at(self._frames), self._utterances,
+                            active, scores)
+
+    def _final(self, event: EndpointEvent) -> Result:
+        seg = event.segment
+        scores = self.classifier.classify_utterance(*self._frames_of(seg))
+        result = self._result("final", self._seconds_at(event.frame), self._utterances, seg,
+                              scores)
+        self._utterances += 1
+        self.stats.utterances += 1
+        self.stats.uncertain_utterances += result.uncertain
+        self.stats.speech_seconds += seg.speech_frames / self.spec.frames_per_second
+        self.stats.labels[result.label] += 1
+        return result
+
+    def _result(self, event: Event, t: float, number: int, seg: Segment,
+                scores: UtteranceScores) -> Result:
+        top = int(np.argmax(scores.probs))
+        confidence = float(scores.probs[top])
         return Result(
-            t=t, label=label, confidence=confidence, probs=probs, speech=decision.speech,
-            uncertain=uncertain, changed=changed,
-            window_label=self.labels[int(np.argmax(scores.probs))], window_probs=window_probs,
-            scores=None if scores.scores is None else [int(v) for v in scores.scores],
-            speech_seconds=decision.speech_seconds, noise_floor_db=decision.noise_floor_db,
+            event=event, t=t, utterance=number,
+            start=seg.start / self.spec.frames_per_second, end=self._seconds_at(seg.end),
+            label=self.labels[top], confidence=confidence,
+            probs={k: float(p) for k, p in zip(self.labels, scores.probs)},
+            uncertain=confidence < self.threshold,
+            scores=None if scores.scores is None else [[int(v) for v in s]
+                                                       for s in scores.scores],
+            speech_seconds=seg.speech_frames / self.spec.frames_per_second,
+            noise_floor_db=self._endpointer.noise_floor_db,
         )
 
-
-def _as_dict(labels: tuple[str, ...], probs: np.ndarray) -> dict[str, float]:
-    return {label: float(p) for label, p in zip(labels, probs)}
+    def _seconds_at(self, frames: int) -> float:
+        """End of the audio of the first ``frames`` frames, seconds."""
+        c = self.spec.frontend
+        return c.samples_for(frames) / c.sample_rate

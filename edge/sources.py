@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from edge.audio import check_samples, read_audio, to_mono
+from edge.audio import AudioStream, to_mono
 from edge.errors import AudioError, DeviceError
 
 COMMON_RATES = (8000, 11025, 16000, 22050, 32000, 44100, 48000)
@@ -175,34 +175,37 @@ class _ThreadSource(Source):
 
 
 class FileSource(_ThreadSource):
-    """Replays a recording as a live source at its own rate.
+    """Replays a recording as a live source at its own rate, read block by block (memory
+    stays bounded whatever its length).
 
     ``realtime=True`` paces blocks by the wall clock (like a microphone, drops counted when the
     consumer falls behind); ``False`` delivers as fast as the consumer takes them, losing
-    nothing. A recording shorter than ``min_seconds`` (one model window) is refused.
+    nothing.
     """
 
     def __init__(self, path: str | os.PathLike, *, realtime: bool = True,
-                 block_seconds: float = 0.032, min_seconds: float = 0.0) -> None:
+                 block_seconds: float = 0.032) -> None:
         super().__init__(block_seconds)
-        samples, rate = read_audio(path)
-        self.samples = check_samples(to_mono(samples), name=str(path),
-                                     min_samples=max(1, int(np.ceil(min_seconds * rate))))
+        self._stream = AudioStream(path)  # refuses a missing, empty or non-audio file now
+        rate = self._stream.sample_rate
+        self._stream.block_frames = max(1, int(round(block_seconds * rate)))
         self.info = SourceInfo(str(path), rate)
         self.realtime = realtime
 
     def _produce(self, ring: RingBuffer) -> None:
-        block = max(1, int(round(self.block_seconds * self.info.sample_rate)))
         started = time.monotonic()
-        for start in range(0, self.samples.size, block):
-            if self._stop.is_set():
-                return
-            if self.realtime:
-                due = started + start / self.info.sample_rate
-                delay = due - time.monotonic()
-                if delay > 0:
-                    self._stop.wait(delay)
-            ring.write(self.samples[start:start + block], block_until_space=not self.realtime)
+        done = 0
+        with self._stream:
+            for block in self._stream:
+                if self._stop.is_set():
+                    return
+                if self.realtime:
+                    delay = started + done / self.info.sample_rate - time.monotonic()
+                    if delay > 0:
+                        self._stop.wait(delay)
+                x = to_mono(block)
+                done += x.size
+                ring.write(x, block_until_space=not self.realtime)
 
 
 class RawStreamSource(_ThreadSource):

@@ -18,7 +18,8 @@ from edge.errors import ConfigError
 from export.run import RunConfig
 from train.augment import WaveAugment
 from train.corpora import Utterance, read_corpus
-from train.dataset import extract_inputs
+from train.dataset import CLEAN, Variant, load_recordings
+from train.windows import DeviceInputs, device_inputs, recording_probabilities
 
 
 def _log(message: str) -> None:
@@ -65,26 +66,37 @@ def of_speakers(utterances: Sequence[Utterance], speakers: Sequence[str]) -> lis
 
 @dataclass(frozen=True)
 class Clips:
-    """Model inputs (un-normalised) and class indices of a list of utterances."""
+    """The device's model inputs (every window of every endpointed utterance, un-normalised)
+    of a list of recordings, and their class indices."""
 
     inputs: np.ndarray
-    """``(n, frames, n_mfcc, channels)`` float32."""
+    """``(n_windows, frames, n_mfcc, channels)`` float32."""
     labels: np.ndarray
-    """``(n,)`` int64 class indices into the run's labels."""
+    """``(n_recordings,)`` int64 class indices into the run's labels."""
     utterances: list[Utterance]
+    device: DeviceInputs
+    """Which recording and utterance each row belongs to."""
+
+    def recording_probs(self, window_probs: np.ndarray) -> np.ndarray:
+        """Per-recording probabilities from the rows' (as ``edge-ser predict`` combines
+        them); NaN rows for recordings without speech."""
+        return recording_probabilities(window_probs, self.device)
 
 
 def clips(run: RunConfig, utterances: Sequence[Utterance], *, cache_dir: Path | None = None,
           augment: WaveAugment | None = None, copy: int = 0, seed: int = 0,
-          progress: bool = True, desc: str = "features") -> Clips:
-    """Model inputs of ``utterances`` (unreadable files are reported on stderr and left out)."""
-    ex = extract_inputs(list(utterances), run.spec, cache_dir=cache_dir, augment=augment,
-                        copy=copy, seed=seed, progress=progress, desc=desc)
-    for _utt, message in ex.failed:
+          progress: bool = True, desc: str = "features", fallback: bool = False) -> Clips:
+    """Model inputs of ``utterances`` (unreadable files are reported on stderr and left out).
+    ``fallback``: a recording without an utterance found counts as one (calibration)."""
+    variant = CLEAN if augment is None else Variant(augment, copy, seed)
+    loaded = load_recordings(list(utterances), run.spec, variant=variant,
+                             cache_dir=cache_dir, progress=progress, desc=desc)
+    for _utt, message in loaded.failed:
         _log(f"skipped: {message}")
-    labels = np.array([run.labels.index(run.label_map[u.label]) for u in ex.kept],
+    labels = np.array([run.labels.index(run.label_map[u.label]) for u in loaded.kept],
                       dtype=np.int64)
-    return Clips(ex.inputs, labels, list(ex.kept))
+    device = device_inputs(loaded.recordings, run.spec, fallback=fallback)
+    return Clips(device.inputs, labels, list(loaded.kept), device)
 
 
 def training_augment(run: RunConfig) -> WaveAugment:
@@ -147,12 +159,13 @@ def calibration_inputs(run: RunConfig, train_utterances: Sequence[Utterance],
     and a description of them for the report."""
     chosen = pick_calibration(train_utterances, calibration.clips, calibration.seed)
     parts = [clips(run, chosen, cache_dir=cache_dir, progress=progress,
-                   desc="calibration").inputs]
+                   desc="calibration", fallback=True).inputs]
     augment = training_augment(run)
     seed = int(run.training.get("seed", 0))
     for c in range(calibration.augmented_copies):
         parts.append(clips(run, chosen, cache_dir=cache_dir, augment=augment, copy=c, seed=seed,
-                           progress=progress, desc=f"calibration copy {c + 1}").inputs)
+                           progress=progress, desc=f"calibration copy {c + 1}",
+                           fallback=True).inputs)
     x = run.normalizer(np.concatenate(parts))
     clipped = 0.0
     if calibration.input_clip is not None:

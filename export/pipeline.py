@@ -118,14 +118,16 @@ def verify_held_out(run: RunConfig, model, converted: Converted, utterances,
     test = _check_held_out(run, what)
     held = clips(run, of_speakers(utterances, test), cache_dir=options.cache_dir,
                  progress=options.progress, desc=f"{what} held-out")
-    probs = {
+    windows = {
         "keras_float": keras_probs(model, held.inputs),
         "tflite_float32": bundle_probs(_in_memory(f"{what} float32",
                                                   converted.bundles["float32"]), held.inputs),
         "tflite_int8": bundle_probs(_in_memory(f"{what} int8", converted.bundles["int8"]),
                                     held.inputs),
     }
+    probs = {k: held.recording_probs(v) for k, v in windows.items()}
     report = compare(held.labels, probs, run.labels)
+    report["windows"] = int(len(held.inputs))
     report["speakers"] = test
     _log(f"{what}: held-out {report['clips']} clips of {len(test)} speakers: accuracy"
          f" keras {report['accuracy']['keras_float']:.3f}, float32"
@@ -228,7 +230,8 @@ def training_clips_check(run: RunConfig, model, converted: Converted, utterances
     for q in ("float32", "int8"):
         probs[f"tflite_{q}"] = bundle_probs(_in_memory(f"{run.kind} {q}", converted.bundles[q]),
                                             own.inputs)
-    check = compare(own.labels, probs, run.labels)
+    check = compare(own.labels, {k: own.recording_probs(v) for k, v in probs.items()},
+                    run.labels)
     check["note"] = ("the shipped model on its own training clips: NOT held-out; only a check"
                      " that its conversion matches its float model")
     _log(f"{run.kind}: on its {check['clips']} training clips (not held-out) int8/float32"

@@ -38,8 +38,14 @@ def bundle_probs(bundle: Bundle, inputs: np.ndarray) -> np.ndarray:
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> float:
-    """Fraction of rows where two probability arrays have the same top-1 class."""
-    return float(np.mean(a.argmax(axis=1) == b.argmax(axis=1))) if len(a) else 0.0
+    """Fraction of rows where two probability arrays have the same top-1 class (rows of NaN,
+    recordings without speech, agree)."""
+    return float(np.mean(top1(a) == top1(b))) if len(a) else 0.0
+
+
+def top1(probs: np.ndarray) -> np.ndarray:
+    """Top class per row; -1 for a row of NaN (a recording without speech: no result)."""
+    return np.where(np.isnan(probs).any(axis=1), -1, np.nan_to_num(probs).argmax(axis=1))
 
 
 def compare(labels: np.ndarray, probs: dict[str, np.ndarray],
@@ -52,16 +58,16 @@ def compare(labels: np.ndarray, probs: dict[str, np.ndarray],
     probs : {path: np.ndarray [shape=(n, n_labels)]} for every name in :data:`PATHS`
     """
     out: dict[str, Any] = {"clips": int(len(labels))}
-    per_path = {name: scores(labels, probs[name].argmax(axis=1), list(class_names))
-                for name in PATHS}
+    per_path = {name: scores(labels, _as_class(top1(probs[name]), class_names),
+                             list(class_names)) for name in PATHS}
     out["accuracy"] = {name: round(s["accuracy"], 4) for name, s in per_path.items()}
     out["macro_f1"] = {name: round(s["macro_f1"], 4) for name, s in per_path.items()}
     k, f, q = (probs[name] for name in PATHS)
     out["agreement"] = {"int8_vs_float32": round(agreement(q, f), 4),
                         "int8_vs_keras": round(agreement(q, k), 4),
                         "float32_vs_keras": round(agreement(f, k), 4)}
-    diff_qf = np.abs(q - f)
-    diff_fk = np.abs(f - k)
+    diff_qf = np.nan_to_num(np.abs(q - f))
+    diff_fk = np.nan_to_num(np.abs(f - k))
     out["max_prob_diff"] = {"int8_vs_float32": round(float(diff_qf.max(initial=0.0)), 4),
                             "float32_vs_keras": float(diff_fk.max(initial=0.0))}
     out["mean_prob_diff"] = {"int8_vs_float32": round(float(diff_qf.mean()) if diff_qf.size
@@ -69,6 +75,11 @@ def compare(labels: np.ndarray, probs: dict[str, np.ndarray],
     out["accuracy_gap_int8_minus_float32"] = round(
         out["accuracy"]["tflite_int8"] - out["accuracy"]["tflite_float32"], 4)
     return out
+
+
+def _as_class(pred: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
+    """No result (-1) becomes an extra class index, so it counts as wrong."""
+    return np.where(pred < 0, len(class_names), pred)
 
 
 def pooled(labels: Sequence[np.ndarray], probs: Sequence[dict[str, np.ndarray]],

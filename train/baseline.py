@@ -1,8 +1,9 @@
 """The classical baseline (``--model rf``): utterance statistics + a random forest.
 
-Per clip, from the same window the networks see (``edge.clip.clip_window``): mean, std, min
-and max over time of the 40 MFCCs and their deltas (the cached model inputs), plus chroma,
-RMS, zero-crossing rate, spectral centroid, bandwidth and roll-off means and stds (librosa).
+Per clip, from its first endpointed utterance (the networks' first window of it): mean, std,
+min and max over time of the 40 level-normalised MFCCs and their deltas, plus chroma, RMS,
+zero-crossing rate, spectral centroid, bandwidth and roll-off means and stds (librosa) of the
+utterance's audio.
 Scored with the same speaker-independent folds and written in the same report format.
 """
 
@@ -19,11 +20,16 @@ import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from tqdm import tqdm
 
-from edge.clip import clip_window
 from edge.errors import ConfigError
 from edge.features import FeatureSpec
 from train.corpora import Utterance
-from train.dataset import extract_inputs, load_signal, sorted_speakers, speaker_folds
+from train.dataset import (
+    first_input,
+    load_recordings,
+    load_signal,
+    sorted_speakers,
+    speaker_folds,
+)
 from train.evaluate import markdown_report, plot_confusion, scores, summarize_folds, write_json
 from train.labels import LabelMap
 from train.run import versions
@@ -59,12 +65,18 @@ def run_baseline(out: Path, spec: FeatureSpec, data: tuple[dict, ...],
     out.mkdir(parents=True, exist_ok=True)
     labels = list(label_map.classes)
     utts = [u for u in utterances if label_map(u.label) is not None]
-    ex = extract_inputs(utts, spec, cache_dir=cache_dir, use_cache=use_cache)
+    ex = load_recordings(utts, spec, cache_dir=cache_dir, use_cache=use_cache)
     for _, message in ex.failed:
         print(f"skipped: {message}", file=sys.stderr)
     utts = ex.kept
-    windows = [clip_window(load_signal(u, spec), spec) for u in utts]
-    x = utterance_statistics(ex.inputs, windows, spec.frontend.sample_rate)
+    inputs = np.stack([first_input(r, spec) for r in ex.recordings])
+    fe = spec.frontend
+    windows = []
+    for u, r in zip(utts, ex.recordings):
+        seg = r.utterances[0]
+        windows.append(load_signal(u, spec)[seg.start * fe.hop_length:
+                                            fe.samples_for(seg.end)])
+    x = utterance_statistics(inputs, windows, fe.sample_rate)
     y = np.array([label_map.index(u.label) for u in utts])
     speaker = np.array([u.speaker for u in utts])
     speakers = sorted_speakers(speaker)

@@ -76,8 +76,22 @@ def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help="Waveform copies (gain, noise, shift, speed, pitch) and SpecAugment, on"
                    " training speakers only.")
-@click.option("--aug-copies", type=int, default=2, show_default=True,
-              help="Augmented waveform copies per training clip (cached).")
+@click.option("--aug-copies", type=int, default=4, show_default=True,
+              help="Augmented waveform copies per training clip (cached; one per epoch, in"
+                   " rotation): speed, pitch, reverberation, band limits, noise, gain.")
+@click.option("--extra-data", "extra_data", multiple=True, type=click.Path(path_type=Path),
+              help="A corpus that only trains: in each fold its clips of test and validation"
+                   " speakers are left out, the rest join the training set (e.g. RAVDESS"
+                   " song, or SAVEE). Scores stay on --data's speakers. Repeatable.")
+@click.option("--eval-data", "eval_data", multiple=True, type=click.Path(path_type=Path),
+              help="A corpus scored but never trained on (leave-one-corpus-out), by every fold"
+                   " model and the shipped one. Repeatable.")
+@click.option("--conditions", default=",".join(("quiet", "reverb", "noise", "combined")),
+              show_default=True,
+              help="Room conditions the held-out speakers are also scored under"
+                   " (comma-separated; empty for none).")
+@click.option("--model-option", "model_options", multiple=True, metavar="KEY=VALUE",
+              help="Extra model-builder argument (e.g. dropout=0.4). Repeatable.")
 @click.option("--learning-rate", type=float, default=2e-3, show_default=True,
               help="Peak learning rate (cosine decay to 0 over --epochs).")
 @click.option("--mixup", type=float, default=0.0, show_default=True,
@@ -85,9 +99,9 @@ def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
 @click.option("--label-smoothing", type=float, default=0.0, show_default=True)
 @click.option("--weight-decay", type=float, default=0.0, show_default=True,
               help="Decoupled weight decay (AdamW); 0 uses Adam.")
-@click.option("--cmn/--no-cmn", default=True, show_default=True,
-              help="Subtract each coefficient's mean over the window inside the model"
-                   " (robust to gain, microphone and speaker offsets).")
+@click.option("--cmn/--no-cmn", default=False, show_default=True,
+              help="Also subtract each coefficient's mean over the window inside the model"
+                   " (the level is always normalised per utterance in the front end).")
 @click.option("--window-seconds", type=float, default=3.0, show_default=True,
               help="Audio per model window, after trimming leading silence.")
 @click.option("--classes", default=None,
@@ -98,9 +112,7 @@ def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
 @click.option("--no-cache", is_flag=True, help="Compute every feature again.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report summary as JSON on stdout.")
-def main(data, corpora, kind, out, folds, final, test_actors, val_speakers, epochs, batch_size,
-         seed, loss, augment, aug_copies, learning_rate, mixup, label_smoothing, weight_decay, cmn,
-         window_seconds, classes, cache_dir, no_cache, as_json):
+def main(as_json: bool, **options) -> None:
     """Train a speech-emotion model speaker-independently and write RUN_DIR (--out).
 
     \b
@@ -114,16 +126,14 @@ def main(data, corpora, kind, out, folds, final, test_actors, val_speakers, epoc
     Exit codes: 0 ok, 1 failure, 2 bad input, 130 interrupted.
     """
     try:
-        report = _main(data, corpora, kind, out, folds, final, test_actors, val_speakers, epochs,
-                       batch_size, seed, loss, augment, aug_copies, learning_rate, mixup,
-                       label_smoothing, weight_decay, cmn, window_seconds, classes, cache_dir,
-                       no_cache)
+        report = _main(**options)
     except EdgeSerError as e:
         raise CliError(e, "ser-train") from None
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     s = report["summary"]
+    kind, out = options["kind"], options["out"]
     click.echo(f"{kind}: accuracy {s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f},"
                f" macro-F1 {s['macro_f1_mean']:.3f} ± {s['macro_f1_std']:.3f}"
                f" over {s['folds']} fold(s); wrote {out}", err=True)
@@ -132,9 +142,26 @@ def main(data, corpora, kind, out, folds, final, test_actors, val_speakers, epoc
                                "labels": report["labels"]}))
 
 
-def _main(data, corpora, kind, out, folds, final, test_actors, val_speakers, epochs, batch_size,
-          seed, loss, augment, aug_copies, learning_rate, mixup, label_smoothing, weight_decay,
-          cmn, window_seconds, classes, cache_dir, no_cache):
+def _parse_options(items: tuple[str, ...]) -> dict:
+    """``key=value`` pairs -> dict; values parsed as JSON where they can be (numbers, bools)."""
+    from edge.errors import ConfigError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--model-option {item!r}: use KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _main(*, data, corpora, kind, out, folds, final, test_actors, val_speakers, epochs,
+          batch_size, seed, loss, augment, aug_copies, extra_data, eval_data, conditions,
+          model_options, learning_rate, mixup, label_smoothing, weight_decay, cmn,
+          window_seconds, classes, cache_dir, no_cache):
     from edge.errors import ConfigError
     from train.corpora import read_corpus
     from train.labels import parse_classes
@@ -160,7 +187,38 @@ def _main(data, corpora, kind, out, folds, final, test_actors, val_speakers, epo
             raise ConfigError(f"--data {root}: no usable {corpus.name} files")
         utterances.extend(corpus.utterances)
         sources.append({"corpus": corpus.name, "path": str(Path(root).resolve())})
-    label_map = parse_classes(classes, {u.label for u in utterances})
+    from train.augment import CONDITIONS
+
+    chosen = tuple(c.strip() for c in conditions.split(",") if c.strip())
+    unknown = sorted(set(chosen) - set(CONDITIONS))
+    if unknown:
+        raise ConfigError(f"--conditions: unknown {', '.join(unknown)}"
+                          f" (choose from {', '.join(CONDITIONS)})")
+    extra_utts = []
+    extra_sources = []
+    for root in extra_data:
+        corpus = read_corpus(root)
+        click.echo(f"{root}: {corpus.name}, {len(corpus.utterances)} clips,"
+                   f" {len(corpus.speakers)} speakers (training only)", err=True)
+        if not corpus.utterances:
+            raise ConfigError(f"--extra-data {root}: no usable {corpus.name} files")
+        extra_utts.extend(corpus.utterances)
+        extra_sources.append({"corpus": corpus.name, "path": str(Path(root).resolve())})
+    evaluated = []
+    eval_sources = []
+    for root in eval_data:
+        corpus = read_corpus(root)
+        if not corpus.utterances:
+            raise ConfigError(f"--eval-data {root}: no usable {corpus.name} files")
+        overlap = {u.speaker for u in corpus.utterances} & \
+            {u.speaker for u in [*utterances, *extra_utts]}
+        if overlap:
+            raise ConfigError(f"--eval-data {root}: speakers also in --data"
+                              f" ({', '.join(sorted(overlap)[:4])}); an evaluation corpus must"
+                              " be one the model never trains on")
+        evaluated.append((f"{corpus.name}", list(corpus.utterances)))
+        eval_sources.append({"corpus": corpus.name, "path": str(Path(root).resolve())})
+    label_map = parse_classes(classes, {u.label for u in [*utterances, *extra_utts]})
     speakers = sorted({u.speaker for u in utterances})
     test = _parse_actors(test_actors, speakers) if test_actors else None
     command = "ser-train " + shlex.join(sys.argv[1:])
@@ -180,9 +238,11 @@ def _main(data, corpora, kind, out, folds, final, test_actors, val_speakers, epo
         train=TrainConfig(kind=kind, epochs=epochs, batch_size=batch_size, loss=loss,
                           seed=seed, cmn=cmn, learning_rate=learning_rate, mixup=mixup,
                           label_smoothing=label_smoothing, weight_decay=weight_decay,
+                          model_options=_parse_options(model_options),
                           spec_augment=TrainConfig().spec_augment if augment
                           else None),
         augment=WaveAugment() if augment else None, aug_copies=aug_copies,
+        conditions=chosen, eval_data=tuple(eval_sources), extra_data=tuple(extra_sources),
         cache_dir=cache_dir, use_cache=not no_cache, command=command,
     )
-    return run(plan, utterances, label_map)
+    return run(plan, utterances, label_map, evaluated, extra_utts)

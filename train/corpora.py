@@ -34,6 +34,8 @@ class Utterance:
     """"male", "female" or None when the corpus does not say."""
     intensity: str | None = None
     statement: str | None = None
+    channel: str | None = None
+    """"speech" or "song" where the corpus has both (RAVDESS)."""
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,9 @@ def parse_ravdess_name(stem: str) -> Utterance | str:
         return "unknown modality"
     if modality != "03":
         return "video (not audio-only)"
-    if channel != "01":
-        return "song (not speech)" if channel == "02" else "unknown vocal channel"
-    if emotion not in _RAVDESS_EMOTION:
+    if channel not in ("01", "02"):
+        return "unknown vocal channel"
+    if emotion not in _RAVDESS_EMOTION or (channel == "02" and emotion > "06"):
         return "unknown emotion code"
     if intensity not in ("01", "02") or statement not in _RAVDESS_STATEMENT:
         return "unknown intensity or statement code"
@@ -93,12 +95,15 @@ def parse_ravdess_name(stem: str) -> Utterance | str:
         corpus="ravdess", gender="male" if int(actor) % 2 else "female",
         intensity="normal" if intensity == "01" else "strong",
         statement=_RAVDESS_STATEMENT[statement],
+        channel="speech" if channel == "01" else "song",
     )
 
 
 def read_ravdess(root: str | os.PathLike) -> Corpus:
-    """RAVDESS speech under ``root``: the original ``Audio_Speech_Actors_01-24/Actor_XX``
-    tree, the 16 kHz FLAC copy, or a flat folder; any audio extension."""
+    """RAVDESS under ``root``: speech and song (the original ``Audio_Speech_Actors_01-24`` /
+    ``Audio_Song_Actors_01-24`` trees, the 16 kHz FLAC copies, or a flat folder; any audio
+    extension). An actor's song and speech share the speaker id, so they are always on the
+    same side of a split."""
     utterances = []
     skipped: Counter = Counter()
     for path in audio_files(root):

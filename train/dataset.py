@@ -1,18 +1,22 @@
-"""Utterances -> model inputs, through a feature cache; speaker-independent splits.
+"""Corpus utterances -> cached front-end frames and their utterance segments; speaker-
+independent splits.
 
 The public entry points other packages use:
 
-* :func:`clip_inputs` — ``(n, frames, n_mfcc, channels)`` float32 un-normalised model inputs
-  for a list of utterances (cached, with a progress bar on stderr).
-* :func:`extract_inputs` — the same, but bad files are reported and skipped instead of
-  raising.
+* :func:`load_recordings` — every file as a :class:`Recording`: its mel power frames (the
+  device's front end, :func:`edge.utterance.recording_frames`), frame levels and the
+  endpointer's segments (:func:`edge.utterance.recording_segments`), for the clean audio, an
+  augmented copy or a named room condition. Bad files are reported and skipped.
+* :func:`clip_inputs` — one model input per file (its first utterance's first window), for
+  calibration sets and tests.
 * :func:`speaker_folds`, :func:`split_by_speaker`, :func:`choose_validation_speakers` —
   splits in which no speaker is on two sides.
 
-Each window is made by :func:`edge.clip.clip_window` and :func:`edge.features.signal_input`,
-the code the device runs. The cache key of a clip is the feature spec, the clip/augmentation
-version and a SHA-1 of the file's bytes, so renamed or moved files still hit the cache and
-edited files never do.
+The mel frames are cached; the key of a file is the front-end config, the variant (clean,
+augmentation parameters + copy + seed, or condition) and a SHA-1 of the file's bytes, so
+renamed or moved files still hit the cache and edited files never do. Segments and model
+inputs are cheap and computed from the frames every time, so changing the endpointer, the
+window or the level normalisation needs no new features.
 """
 
 from __future__ import annotations
@@ -25,19 +29,22 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from tqdm import tqdm
 
 from edge.audio import load
-from edge.clip import clip_window
+from edge.endpoint import Segment
 from edge.errors import AudioError, ConfigError
-from edge.features import FeatureSpec, signal_input
-from train.augment import WaveAugment, augment_window
+from edge.features import FeatureSpec
+from edge.frontend import FrontendConfig
+from edge.levels import frame_levels
+from edge.utterance import recording_frames, recording_segments, utterance_inputs
 from train.corpora import Utterance
 
-CLIP_VERSION = "clip-1"
-"""Bump when clip_window or the feature recipe changes, so old cache entries are not used."""
+CACHE_VERSION = "mel-1"
+"""Bump when the cached frames' recipe changes, so old cache entries are not used."""
 
 
 def default_cache_dir() -> Path:
@@ -61,22 +68,22 @@ def file_digest(path: str | os.PathLike) -> str:
     return _DIGESTS[key]
 
 
-def spec_key(spec: FeatureSpec) -> str:
-    """Cache directory name for a feature spec (16 hex digits)."""
-    text = json.dumps({"spec": spec.to_dict(), "clip": CLIP_VERSION}, sort_keys=True)
+def frontend_key(frontend: FrontendConfig) -> str:
+    """Cache directory name for a front end (16 hex digits)."""
+    text = json.dumps({"frontend": frontend.to_dict(), "cache": CACHE_VERSION}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
 class FeatureCache:
-    """One ``.npy`` per (clip, variant) under ``root/<spec_key>/``."""
+    """One ``.npy`` of mel power frames per (file, variant) under ``root/<frontend_key>/``."""
 
     root: Path
-    spec: FeatureSpec
+    frontend: FrontendConfig
 
     @property
     def directory(self) -> Path:
-        return self.root / spec_key(self.spec)
+        return self.root / frontend_key(self.frontend)
 
     def path(self, digest: str, variant: str) -> Path:
         return self.directory / digest[:2] / f"{digest}-{variant}.npy"
@@ -89,7 +96,8 @@ class FeatureCache:
             x = np.load(p)
         except (OSError, ValueError):
             return None  # a torn write: recompute
-        return x if x.shape == self.spec.input_shape else None
+        ok = x.ndim == 2 and x.shape[1] == self.frontend.n_mels and x.dtype == np.float32
+        return x if ok else None
 
     def put(self, digest: str, variant: str, x: np.ndarray) -> None:
         p = self.path(digest, variant)
@@ -100,101 +108,144 @@ class FeatureCache:
         os.replace(tmp, p)
 
 
+class WaveTransform(Protocol):
+    """A change to a whole recording: an augmentation or a room condition."""
+
+    def key(self) -> str: ...
+
+    def __call__(self, x: np.ndarray, sample_rate: int, rng: np.random.Generator
+                 ) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Which version of a recording: clean (``transform`` None), an augmented copy
+    (``copy``, ``seed``) or a condition. Random draws depend on the seed, the file's
+    contents and the copy only, never on the order of files."""
+
+    transform: WaveTransform | None = None
+    copy: int = 0
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        if self.transform is None:
+            return "clean"
+        return f"{type(self.transform).__name__.lower()}{self.transform.key()}" \
+               f"-s{self.seed}-c{self.copy}"
+
+    def rng(self, digest: str) -> np.random.Generator:
+        return np.random.default_rng([self.seed, int(digest[:12], 16), self.copy])
+
+
+CLEAN = Variant()
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One file as the front end and the endpointer see it."""
+
+    mel: np.ndarray
+    """Mel power frames ``(n_frames, n_mels)``, float32."""
+    levels: np.ndarray
+    """Frame levels ``(n_frames,)``, dB (:mod:`edge.levels`)."""
+    segments: tuple[Segment, ...]
+    """The endpointer's utterances; empty when it found none."""
+
+    @property
+    def utterances(self) -> tuple[Segment, ...]:
+        """The segments, or the whole recording as one when the endpointer found none
+        (training still learns from a file whose speech it missed)."""
+        if self.segments:
+            return self.segments
+        return (Segment(0, len(self.mel), 0, 0),)
+
+
+def make_recording(mel: np.ndarray, spec: FeatureSpec) -> Recording:
+    levels = frame_levels(mel, spec.frontend)
+    return Recording(mel, levels, tuple(recording_segments(levels, spec)))
+
+
 def load_signal(utterance: Utterance, spec: FeatureSpec) -> np.ndarray:
     """The whole recording, mono float32 at the front end's sample rate."""
     return load(utterance.path, spec.frontend.sample_rate, min_samples=1)
 
 
-def clip_input(signal: np.ndarray, spec: FeatureSpec) -> np.ndarray:
-    """Model input of a whole recording, as the device computes it: ``spec.input_shape``."""
-    return signal_input(clip_window(signal, spec), spec)
-
-
-def _variant(augment: WaveAugment | None, copy: int, seed: int) -> str:
-    if augment is None:
-        return "clean"
-    return f"aug{augment.key()}-s{seed}-c{copy}"
-
-
-def _augment_rng(seed: int, digest: str, copy: int) -> np.random.Generator:
-    """Random numbers for one augmented copy: depend on the seed, file and copy, not order."""
-    return np.random.default_rng([seed, int(digest[:12], 16), copy])
-
-
 @dataclass
-class Extracted:
-    """What :func:`extract_inputs` returns: inputs for the ``kept`` utterances, in order."""
+class Loaded:
+    """What :func:`load_recordings` returns: recordings of the ``kept`` utterances, in order."""
 
-    inputs: np.ndarray
+    recordings: list[Recording]
     kept: list[Utterance]
     failed: list[tuple[Utterance, str]]
     computed: int
-    """How many inputs were computed (the rest came from the cache)."""
+    """How many were computed (the rest came from the cache)."""
 
 
-def extract_inputs(
+def load_recordings(
     utterances: Sequence[Utterance],
     spec: FeatureSpec,
     *,
+    variant: Variant = CLEAN,
     cache_dir: str | os.PathLike | None = None,
     use_cache: bool = True,
-    augment: WaveAugment | None = None,
-    copy: int = 0,
-    seed: int = 0,
     progress: bool = True,
     desc: str = "features",
-) -> Extracted:
-    """Un-normalised model inputs of ``utterances``; unreadable files are skipped and listed.
+) -> Loaded:
+    """Front-end frames and segments of ``utterances``; unreadable files are skipped and
+    listed.
 
     Parameters
     ----------
-    utterances : sequence of Utterance
-    spec : FeatureSpec
+    variant : Variant
+        The clean recordings, an augmented copy, or a condition.
     cache_dir : path or None
         Cache root (default :func:`default_cache_dir`); ``use_cache=False`` disables it.
-    augment : WaveAugment or None
-        Make augmented copy number ``copy`` instead of the clean input. The random draws
-        depend only on ``seed``, the file's contents and ``copy``.
     progress : bool
         A tqdm bar on stderr.
-
-    Returns
-    -------
-    Extracted, ``inputs`` of shape ``(len(kept),) + spec.input_shape``, float32
     """
-    cache = FeatureCache(Path(cache_dir) if cache_dir else default_cache_dir(), spec)
-    variant = _variant(augment, copy, seed)
-    out = np.zeros((len(utterances),) + spec.input_shape, dtype=np.float32)
-    kept_rows: list[int] = []
+    cache = FeatureCache(Path(cache_dir) if cache_dir else default_cache_dir(), spec.frontend)
+    recordings: list[Recording] = []
+    kept: list[Utterance] = []
     failed: list[tuple[Utterance, str]] = []
     computed = 0
-    bar = tqdm(utterances, desc=desc, unit="clip", file=sys.stderr, disable=not progress,
+    bar = tqdm(utterances, desc=desc, unit="clip", file=sys.stderr,
+               disable=None if progress else True,  # None: a bar on a terminal only
                leave=False, dynamic_ncols=True)
-    for i, utt in enumerate(bar):
+    for utt in bar:
         try:
             digest = file_digest(utt.path)
         except OSError as e:
             failed.append((utt, f"{utt.path}: cannot read ({e.strerror})"))
             continue
-        x = cache.get(digest, variant) if use_cache else None
-        if x is None:
+        mel = cache.get(digest, variant.name) if use_cache else None
+        if mel is None:
             try:
                 signal = load_signal(utt, spec)
-                if augment is None:
-                    x = clip_input(signal, spec)
-                else:
-                    rng = _augment_rng(seed, digest, copy)
-                    x = signal_input(augment_window(signal, spec, augment, rng), spec)
+                if variant.transform is not None:
+                    signal = variant.transform(signal, spec.frontend.sample_rate,
+                                               variant.rng(digest))
+                mel, _ = recording_frames(signal, spec)
+                if len(mel) == 0:
+                    raise AudioError(f"{utt.path}: too short (less than one"
+                                     f" {spec.frontend.frame_length}-sample frame)")
             except AudioError as e:
                 failed.append((utt, str(e)))
                 continue
             computed += 1
             if use_cache:
-                cache.put(digest, variant, x)
-        out[i] = x
-        kept_rows.append(i)
+                cache.put(digest, variant.name, mel)
+        recordings.append(make_recording(mel, spec))
+        kept.append(utt)
     bar.close()
-    return Extracted(out[kept_rows], [utterances[i] for i in kept_rows], failed, computed)
+    return Loaded(recordings, kept, failed, computed)
+
+
+def first_input(recording: Recording, spec: FeatureSpec) -> np.ndarray:
+    """The model input of a recording's first utterance's first window, ``spec.input_shape``."""
+    seg = recording.utterances[0]
+    return utterance_inputs(recording.mel[seg.start:seg.end], spec,
+                            levels=recording.levels[seg.start:seg.end])[0]
 
 
 def clip_inputs(
@@ -206,13 +257,14 @@ def clip_inputs(
     progress: bool = True,
     desc: str = "features",
 ) -> np.ndarray:
-    """Un-normalised model inputs ``(n, frames, n_mfcc, channels)`` float32, one per utterance
-    in order, as the device computes them (cached). Raises AudioError on the first bad file."""
-    result = extract_inputs(utterances, spec, cache_dir=cache_dir, use_cache=use_cache,
-                            progress=progress, desc=desc)
+    """One un-normalised model input per utterance (:func:`first_input`), in order,
+    ``(n, frames, n_mfcc, channels)`` float32. Raises AudioError on the first bad file."""
+    result = load_recordings(utterances, spec, cache_dir=cache_dir, use_cache=use_cache,
+                             progress=progress, desc=desc)
     if result.failed:
         raise AudioError(result.failed[0][1])
-    return result.inputs
+    return np.stack([first_input(r, spec) for r in result.recordings]) if result.recordings \
+        else np.zeros((0, *spec.input_shape), np.float32)
 
 
 # --------------------------------------------------------------------------------------

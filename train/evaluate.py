@@ -43,15 +43,31 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[st
 
 
 def summarize_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and population standard deviation of accuracy and macro-F1 over folds."""
-    acc = np.array([f["test"]["accuracy"] for f in folds])
-    f1 = np.array([f["test"]["macro_f1"] for f in folds])
-    return {
+    """Mean and population standard deviation over folds of accuracy and macro-F1, and (when
+    the folds have them) of the interim accuracy, each room condition and each other
+    corpus."""
+    def stats(values: list[float]) -> tuple[float, float]:
+        a = np.asarray(values, dtype=np.float64)
+        return float(a.mean()), float(a.std())
+
+    acc = stats([f["test"]["accuracy"] for f in folds])
+    f1 = stats([f["test"]["macro_f1"] for f in folds])
+    out: dict[str, Any] = {
         "folds": len(folds),
-        "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std()),
-        "macro_f1_mean": float(f1.mean()), "macro_f1_std": float(f1.std()),
+        "accuracy_mean": acc[0], "accuracy_std": acc[1],
+        "macro_f1_mean": f1[0], "macro_f1_std": f1[1],
         "n_clips": int(sum(f["test"]["n"] for f in folds)),
+        "no_speech": int(sum(f["test"].get("no_speech", 0) for f in folds)),
     }
+    if all("interim" in f for f in folds):
+        out["interim_accuracy_mean"], out["interim_accuracy_std"] = stats(
+            [f["interim"]["accuracy"] for f in folds])
+    for group in ("conditions", "corpora"):
+        names = folds[0].get(group, {}).keys() if folds else []
+        if names:
+            out[group] = {n: dict(zip(("mean", "std"), stats(
+                [f[group][n]["accuracy"] for f in folds]))) for n in names}
+    return out
 
 
 def markdown_report(report: dict[str, Any]) -> str:
@@ -67,15 +83,31 @@ def markdown_report(report: dict[str, Any]) -> str:
         f" {report['n_clips']} clips, {len(report['speakers'])} speakers, "
         f"{len(labels)} classes.",
         "",
-        "| model | folds | accuracy | macro-F1 | clips tested |",
-        "|---|---|---|---|---|",
+        "| model | folds | accuracy | macro-F1 | interim accuracy | clips tested |",
+        "|---|---|---|---|---|---|",
         f"| {report['model']['kind']} | {s['folds']} | {s['accuracy_mean']:.3f} ±"
         f" {s['accuracy_std']:.3f} | {s['macro_f1_mean']:.3f} ± {s['macro_f1_std']:.3f} |"
-        f" {s['n_clips']} |",
+        f" {_pm(s, 'interim_accuracy')} | {s['n_clips']} |",
         "",
         "Mean ± standard deviation over speaker-independent folds (no speaker in two"
-        " sides of a split).",
+        " sides of a split). Each held-out recording is scored as `edge-ser predict` scores"
+        " a file: endpointed utterances, their windows, the speech-weighted average"
+        f" ({s.get('no_speech', 0)} recordings got no result and count as wrong). Interim:"
+        " the utterance so far at every hop, as `edge-ser listen` shows it live.",
         "",
+    ]
+    if s.get("conditions") or s.get("corpora"):
+        lines += ["| held-out speakers under | accuracy |", "|---|---|",
+                  f"| as recorded | {s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f} |"]
+        lines += [f"| {n} | {v['mean']:.3f} ± {v['std']:.3f} |"
+                  for n, v in s.get("conditions", {}).items()]
+        lines += [f"| other corpus: {n} (fold models) | {v['mean']:.3f} ± {v['std']:.3f} |"
+                  for n, v in s.get("corpora", {}).items()]
+        final = (report.get("final") or {}).get("corpora", {})
+        lines += [f"| other corpus: {n} (shipped model) | {v['accuracy']:.3f} |"
+                  for n, v in final.items()]
+        lines += [""]
+    lines += [
         "## Folds",
         "",
         "| fold | test speakers | val speakers | train/val/test clips | best epoch |"
@@ -106,6 +138,12 @@ def markdown_report(report: dict[str, Any]) -> str:
                   f" epochs (chosen from the folds' best epochs {fin['fold_best_epochs']}).",
                   ""]
     return "\n".join(lines)
+
+
+def _pm(summary: dict[str, Any], key: str) -> str:
+    if f"{key}_mean" not in summary:
+        return "-"
+    return f"{summary[key + '_mean']:.3f} ± {summary[key + '_std']:.3f}"
 
 
 def write_json(path: Path, data: Any) -> None:

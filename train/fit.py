@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -55,9 +56,12 @@ class TrainConfig:
     label_smoothing: float = 0.0
     weight_decay: float = 0.0
     """Decoupled weight decay (AdamW) when > 0."""
-    cmn: bool = True
-    """Remove each coefficient's mean over the window inside the model (gain, microphone and
-    speaker offsets); see :func:`train.models.build_core`."""
+    cmn: bool = False
+    """Remove each coefficient's mean over the window inside the model (microphone and
+    speaker offsets; the level is already normalised in the front end); see
+    :func:`train.models.build_core`."""
+    model_options: dict = field(default_factory=dict)
+    """Extra keyword arguments of the model builder (:func:`train.models.build_core`)."""
     seed: int = 0
 
 
@@ -118,11 +122,15 @@ def select_epoch(val_accuracy: list[float], config: TrainConfig) -> int:
     return int(candidates[np.flatnonzero(smooth[candidates] == smooth[candidates].max())[-1]]) + 1
 
 
+EpochInputs = Callable[[int], "tuple[np.ndarray, np.ndarray]"]
+"""``epoch -> (inputs, labels)``: the training inputs of one epoch (un-normalised)."""
+
+
 def fit_model(
     n_classes: int,
     normalizer: Normalizer,
-    train_sets: list[np.ndarray],
-    y_train: np.ndarray,
+    epoch_inputs: EpochInputs,
+    class_labels: np.ndarray,
     config: TrainConfig,
     *,
     x_val: np.ndarray | None = None,
@@ -134,16 +142,19 @@ def fit_model(
 
     Parameters
     ----------
-    train_sets : list of np.ndarray [shape=(n, frames, n_mfcc, channels)]
-        The clean training inputs first, then the augmented copies (same clips, same order).
-        Each epoch uses the clean inputs plus one augmented copy (copies in rotation).
-    y_train : np.ndarray [shape=(n,)], int
+    epoch_inputs : callable
+        ``epoch -> (x, y)``: that epoch's inputs ``(n, frames, n_mfcc, channels)`` and integer
+        labels (the clean windows plus augmented ones, drawn afresh).
+    class_labels : np.ndarray [shape=(n,)], int
+        One label per training recording, for the class weights.
     x_val, y_val : validation inputs and labels (validation speakers only), or None.
     """
     start = time.perf_counter()
     make_deterministic(config.seed)
-    input_shape = tuple(train_sets[0].shape[1:])
-    core = build_core(config.kind, input_shape, n_classes, cmn=config.cmn)
+    x0, y0 = epoch_inputs(0)
+    input_shape = tuple(x0.shape[1:])
+    core = build_core(config.kind, input_shape, n_classes, cmn=config.cmn,
+                      **config.model_options)
     model = with_normalization(core, normalizer)
     soft = config.mixup > 0 or config.label_smoothing > 0  # one-hot (soft) targets
     if soft:
@@ -159,19 +170,17 @@ def fit_model(
                   metrics=["categorical_accuracy" if soft else "accuracy"])
     acc_key = "categorical_accuracy" if soft else "accuracy"
     eye = np.eye(n_classes, dtype=np.float32)
-    weights = (class_weights(y_train, n_classes) if config.class_weights
+    weights = (class_weights(class_labels, n_classes) if config.class_weights
                else np.ones(n_classes, np.float32))
     fill = normalizer.mean
-    copies = train_sets[1:]
     snapshots: list[list[np.ndarray]] = []
     best_epoch = 0
     history: list[dict] = []
     has_val = x_val is not None and len(x_val) > 0
     for epoch in range(config.epochs):
         rng = np.random.default_rng([config.seed, epoch])
-        parts = [train_sets[0]] + ([copies[epoch % len(copies)]] if copies else [])
-        x = np.concatenate(parts)
-        y = np.concatenate([y_train] * len(parts))
+        x, y = (x0, y0) if epoch == 0 else epoch_inputs(epoch)
+        y = np.asarray(y)
         order = rng.permutation(len(x))
         x, y = x[order], y[order]
         if config.spec_augment is not None:
@@ -190,6 +199,7 @@ def fit_model(
         with contextlib.redirect_stdout(sys.stderr):
             h = model.fit(x, target, sample_weight=sample_weight, batch_size=config.batch_size,
                           epochs=1, shuffle=False, verbose=0)
+        del x
         row = {"epoch": epoch + 1, "loss": float(h.history["loss"][-1]),
                "accuracy": float(h.history[acc_key][-1])}
         if has_val:

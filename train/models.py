@@ -81,12 +81,13 @@ def build_cnn_lstm(input_shape: tuple[int, int, int], n_classes: int, *,
 
 
 def build_core(kind: str, input_shape: tuple[int, int, int], n_classes: int, *,
-               cmn: bool = True) -> keras.Model:
-    """The ``core`` model of ``kind`` (``cnn`` or ``cnn-lstm``)."""
+               cmn: bool = False, **options) -> keras.Model:
+    """The ``core`` model of ``kind`` (``cnn`` or ``cnn-lstm``); ``options`` go to its
+    builder."""
     if kind == "cnn":
-        return build_cnn(input_shape, n_classes, cmn=cmn)
+        return build_cnn(input_shape, n_classes, cmn=cmn, **options)
     if kind == "cnn-lstm":
-        return build_cnn_lstm(input_shape, n_classes, cmn=cmn)
+        return build_cnn_lstm(input_shape, n_classes, cmn=cmn, **options)
     raise ConfigError(f"model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")
 
 

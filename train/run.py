@@ -1,4 +1,12 @@
-"""One ``ser-train`` run: corpora -> features -> speaker-independent folds -> final model.
+"""One ``ser-train`` run: corpora -> recordings -> speaker-independent folds -> final model.
+
+Every figure is speaker-independent and scored the way the device scores: each held-out
+recording goes through the endpointer, each utterance through its windows, and the result is
+the speech-weighted average of its utterances (:mod:`train.windows`), exactly what
+``edge-ser predict`` gives for the file. Beside that clean accuracy, each fold reports the
+interim accuracy (the utterance so far at every hop, as ``listen`` shows it live), the same
+held-out speakers under the room conditions of :data:`train.augment.CONDITIONS`, and any
+``--eval-data`` corpus (never trained on).
 
 Layout of RUN_DIR::
 
@@ -21,22 +29,36 @@ from typing import Any
 import numpy as np
 
 from edge import __version__
-from edge.clip import FLOOR_DB, MARGIN_SECONDS, TOP_DB
 from edge.errors import ConfigError
 from edge.features import FeatureSpec, Normalizer
-from train.augment import WaveAugment
+from train.augment import CONDITIONS, WaveAugment
 from train.corpora import Utterance
 from train.dataset import (
-    CLIP_VERSION,
+    Recording,
+    Variant,
     choose_validation_speakers,
-    extract_inputs,
+    load_recordings,
     sorted_speakers,
     speaker_folds,
 )
-from train.evaluate import markdown_report, plot_confusion, scores, summarize_folds, write_json
+from train.evaluate import (
+    markdown_report,
+    plot_confusion,
+    scores,
+    summarize_folds,
+    write_json,
+)
 from train.fit import FitResult, TrainConfig, fit_model, predict
 from train.labels import LabelMap
 from train.models import multiply_adds
+from train.windows import (
+    WindowAugment,
+    augmented_inputs,
+    device_inputs,
+    interim_inputs,
+    mean_by,
+    recording_probabilities,
+)
 
 HOP_SECONDS = 0.5
 
@@ -53,7 +75,14 @@ class RunPlan:
     test_speakers: tuple[str, ...] | None = None
     val_speakers: int = 2
     augment: WaveAugment | None = field(default_factory=WaveAugment)
-    aug_copies: int = 2
+    aug_copies: int = 4
+    windows: WindowAugment = field(default_factory=WindowAugment)
+    conditions: tuple[str, ...] = tuple(CONDITIONS)
+    """Room conditions the held-out speakers are also scored under."""
+    extra_data: tuple[dict[str, str], ...] = ()
+    """Corpora that only ever train (see :func:`run`)."""
+    eval_data: tuple[dict[str, str], ...] = ()
+    """Corpora scored but never trained on (leave-one-corpus-out)."""
     cache_dir: Path | None = None
     use_cache: bool = True
     final: bool = True
@@ -72,25 +101,20 @@ def versions() -> dict[str, str]:
     return out
 
 
-def window_config(plan: RunPlan) -> dict[str, Any]:
-    return {"seconds": plan.spec.window_seconds, "clip": "edge.clip.clip_window",
-            "trim_top_db": TOP_DB, "margin_seconds": MARGIN_SECONDS, "floor_db": FLOOR_DB,
-            "clip_version": CLIP_VERSION}
-
-
 def _training_dict(plan: RunPlan, train: list[str], val: list[str], test: list[str],
                    epochs: int, augmented: list[str]) -> dict[str, Any]:
     return {
-        "data": list(plan.data), "train_speakers": train, "val_speakers": val,
+        "data": list(plan.data), "extra_data": list(plan.extra_data),
+        "train_speakers": train, "val_speakers": val,
         "test_speakers": test, "augmented_speakers": augmented, "seed": plan.train.seed,
         "epochs": epochs, "augment": asdict(plan.augment) if plan.augment else False,
         "aug_copies": plan.aug_copies if plan.augment else 0,
+        "windows": asdict(plan.windows),
         "spec_augment": asdict(plan.train.spec_augment) if plan.train.spec_augment else False,
         "loss": plan.train.loss, "cmn": plan.train.cmn, "mixup": plan.train.mixup,
         "label_smoothing": plan.train.label_smoothing, "weight_decay": plan.train.weight_decay,
-        "class_weights": plan.train.class_weights,
+        "class_weights": plan.train.class_weights, "model_options": plan.train.model_options,
         "batch_size": plan.train.batch_size, "learning_rate": plan.train.learning_rate,
-        "window": window_config(plan),
     }
 
 
@@ -111,25 +135,153 @@ def save_model(directory: Path, result: FitResult, plan: RunPlan, labels: list[s
     })
 
 
-def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap) -> dict[str, Any]:
-    """Train and evaluate; write RUN_DIR; return the report."""
+# --------------------------------------------------------------------------------------
+# Scoring a model the way the device does
+# --------------------------------------------------------------------------------------
+
+
+def clip_predictions(model, recordings: list[Recording], spec: FeatureSpec) -> np.ndarray:
+    """Per-recording probabilities ``(n, n_labels)`` (NaN rows: no speech found)."""
+    d = device_inputs(recordings, spec)
+    probs = predict(model, d.inputs)
+    return recording_probabilities(probs, d)
+
+
+def predicted_labels(probs: np.ndarray, *, merge: dict[int, int] | None = None) -> np.ndarray:
+    """Top class per row; -1 where there was no speech (NaN row). ``merge`` maps predicted
+    classes onto others first (``calm -> neutral`` for a corpus without calm)."""
+    out = np.where(np.isnan(probs).any(axis=1), -1, np.nan_to_num(probs).argmax(axis=1))
+    for a, b in (merge or {}).items():
+        out[out == a] = b
+    return out
+
+
+def _scores(y: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """:func:`train.evaluate.scores` plus how many recordings got no result (counted wrong)."""
+    s = scores(y, np.where(y_pred < 0, len(labels), y_pred), labels)
+    s["accuracy"] = float(np.mean(y_pred == y)) if len(y) else 0.0
+    s["no_speech"] = int(np.count_nonzero(y_pred < 0))
+    return s
+
+
+def interim_accuracy(model, recordings: list[Recording], y: np.ndarray, spec: FeatureSpec
+                     ) -> dict[str, Any]:
+    """Accuracy of the interim results (utterance so far, every hop) of held-out speakers."""
+    hop = max(1, int(round(HOP_SECONDS * spec.frames_per_second)))
+    x, interim, owner = interim_inputs(recordings, spec, hop)
+    if len(x) == 0:
+        return {"accuracy": 0.0, "n": 0}
+    probs = mean_by(predict(model, x), interim, len(owner))
+    return {"accuracy": float(np.mean(probs.argmax(axis=1) == y[owner])), "n": int(len(owner))}
+
+
+def evaluate_model(model, spec: FeatureSpec, labels: list[str], y: np.ndarray,
+                   clean: list[Recording], conditions: dict[str, list[Recording]]
+                   ) -> tuple[dict[str, Any], np.ndarray]:
+    """Clean, interim and per-condition scores of held-out recordings; also the clean
+    predicted labels."""
+    y_pred = predicted_labels(clip_predictions(model, clean, spec))
+    out = {"test": _scores(y, y_pred, labels),
+           "interim": interim_accuracy(model, clean, y, spec), "conditions": {}}
+    for name, recs in conditions.items():
+        pred = predicted_labels(clip_predictions(model, recs, spec))
+        out["conditions"][name] = {"accuracy": float(np.mean(pred == y)),
+                                   "no_speech": int(np.count_nonzero(pred < 0))}
+    return out, y_pred
+
+
+@dataclass
+class EvalCorpus:
+    """A corpus scored but never trained on."""
+
+    name: str
+    recordings: list[Recording]
+    y: np.ndarray
+    """Indices into the run's classes."""
+    merge: dict[int, int]
+
+
+def corpus_scores(model, corpus: EvalCorpus, spec: FeatureSpec, labels: list[str]
+                  ) -> dict[str, Any]:
+    pred = predicted_labels(clip_predictions(model, corpus.recordings, spec),
+                            merge=corpus.merge)
+    present = sorted(set(corpus.y.tolist()))
+    return {"accuracy": float(np.mean(pred == corpus.y)), "n": int(len(corpus.y)),
+            "classes": [labels[i] for i in present],
+            "no_speech": int(np.count_nonzero(pred < 0)),
+            "macro_recall": float(np.mean([np.mean(pred[corpus.y == c] == c)
+                                           for c in present]))}
+
+
+# --------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------
+
+
+def _load(plan: RunPlan, utts: list[Utterance], variant: Variant, desc: str
+          ) -> list[Recording]:
+    loaded = load_recordings(utts, plan.spec, variant=variant, cache_dir=plan.cache_dir,
+                             use_cache=plan.use_cache, desc=desc)
+    if len(loaded.kept) != len(utts):
+        raise ConfigError(f"an audio file became unreadable during the run:"
+                          f" {loaded.failed[0][1]}")
+    _log(f"{desc}: {len(utts)} clips ({loaded.computed} computed)")
+    return loaded.recordings
+
+
+def _eval_corpora(plan: RunPlan, corpora: list[tuple[str, list[Utterance]]],
+                  label_map: LabelMap) -> list[EvalCorpus]:
+    out = []
+    for name, utts in corpora:
+        keep = [u for u in utts if label_map(u.label) is not None]
+        loaded = load_recordings(keep, plan.spec, cache_dir=plan.cache_dir,
+                                 use_cache=plan.use_cache, desc=f"{name} (eval)")
+        for _u, message in loaded.failed:
+            _log(f"skipped: {message}")
+        y = np.array([label_map.index(u.label) for u in loaded.kept], np.int64)
+        classes = label_map.classes
+        merge = {}
+        if "calm" in classes and "neutral" in classes and \
+                classes.index("calm") not in set(y.tolist()):
+            merge[classes.index("calm")] = classes.index("neutral")  # calm counted as neutral
+        out.append(EvalCorpus(name, loaded.recordings, y, merge))
+    return out
+
+
+def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
+        eval_corpora: list[tuple[str, list[Utterance]]] = (),
+        extra: list[Utterance] = ()) -> dict[str, Any]:
+    """Train and evaluate; write RUN_DIR; return the report.
+
+    ``utterances`` are split into speaker folds and tested; ``extra`` utterances (another
+    corpus, or RAVDESS song of the same actors) only ever train: in each fold, those of a
+    test or validation speaker are left out, the rest join the training set. So recipes with
+    and without extra data are scored on exactly the same clips.
+    """
     started = time.perf_counter()
     plan.out.mkdir(parents=True, exist_ok=True)
+    spec = plan.spec
     labels = list(label_map.classes)
-    utts = [u for u in utterances if label_map(u.label) is not None]
-    if not utts:
+    n_main = len(utterances)
+    tagged = [(u, i < n_main) for i, u in enumerate([*utterances, *extra])
+              if label_map(u.label) is not None]
+    utts = [u for u, _ in tagged]
+    if not any(m for _, m in tagged):
         raise ConfigError("no utterances left after --classes")
-    clean = extract_inputs(utts, plan.spec, cache_dir=plan.cache_dir, use_cache=plan.use_cache,
-                           desc="features")
-    for _utt, message in clean.failed:
+    is_main = {id(u): m for u, m in tagged}
+    loaded = load_recordings(utts, spec, cache_dir=plan.cache_dir, use_cache=plan.use_cache,
+                             desc="features")
+    for _utt, message in loaded.failed:
         _log(f"skipped: {message}")
-    utts = clean.kept
-    x_clean = clean.inputs
+    utts, clean = loaded.kept, loaded.recordings
     y = np.array([label_map.index(u.label) for u in utts], dtype=np.int64)
     speaker = np.array([u.speaker for u in utts])
-    speakers = sorted_speakers(speaker)
+    main = np.array([is_main[id(u)] for u in utts])
+    speakers = sorted_speakers(speaker[main])
+    no_segment = sum(1 for r in clean if not r.segments)
     _log(f"{len(utts)} clips, {len(speakers)} speakers, classes: {', '.join(labels)}"
-         f" ({clean.computed} feature windows computed, {len(utts) - clean.computed} cached)")
+         f" ({loaded.computed} computed, {len(utts) - loaded.computed} cached;"
+         f" {no_segment} without an utterance found)")
 
     if plan.test_speakers is not None:
         unknown = sorted(set(plan.test_speakers) - set(speakers))
@@ -142,48 +294,57 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap) -> dict
     held_out = set(test_folds[0]) if plan.test_speakers is not None else set()
 
     # Augmented copies of every clip that is in some training set (never a held-out one).
-    copies: list[np.ndarray] = []
-    if plan.augment is not None and plan.aug_copies > 0:
-        aug_rows = np.array([s not in held_out for s in speaker])
-        aug_utts = [u for u, keep in zip(utts, aug_rows) if keep]
+    trainable = np.array([s not in held_out for s in speaker])
+    train_utts = [u for u, keep in zip(utts, trainable) if keep]
+    copies: list[list[Recording | None]] = []
+    if plan.augment is not None:
         for c in range(plan.aug_copies):
-            ex = extract_inputs(aug_utts, plan.spec, cache_dir=plan.cache_dir,
-                                use_cache=plan.use_cache, augment=plan.augment, copy=c,
-                                seed=plan.train.seed,
-                                desc=f"augmented copy {c + 1}/{plan.aug_copies}")
-            if len(ex.kept) != len(aug_utts):
-                raise ConfigError("an audio file became unreadable during the run")
-            full = np.zeros_like(x_clean)
-            full[aug_rows] = ex.inputs
-            copies.append(full)
-        del ex
+            recs = iter(_load(plan, train_utts, Variant(plan.augment, c, plan.train.seed),
+                              f"augmented copy {c + 1}/{plan.aug_copies}"))
+            copies.append([next(recs) if keep else None for keep in trainable])
+    # The room conditions of every clip that is tested in some fold.
+    testable = main & np.isin(speaker, [s for fold in test_folds for s in fold])
+    test_utts = [u for u, keep in zip(utts, testable) if keep]
+    conditions: dict[str, list[Recording | None]] = {}
+    for name in plan.conditions:
+        recs = iter(_load(plan, test_utts, Variant(CONDITIONS[name]), f"condition {name}"))
+        conditions[name] = [next(recs) if keep else None for keep in testable]
+    others = _eval_corpora(plan, list(eval_corpora), label_map)
+
+    def pick(recs: list, mask: np.ndarray) -> list:
+        return [r for r, keep in zip(recs, mask) if keep]
 
     fold_reports: list[dict[str, Any]] = []
     y_true_all: list[np.ndarray] = []
     y_pred_all: list[np.ndarray] = []
     for k, test_spk in enumerate(test_folds):
-        rest = [u for u in utts if u.speaker not in set(test_spk)]
+        rest = [u for u, m in zip(utts, main) if m and u.speaker not in set(test_spk)]
         n_rest = len({u.speaker for u in rest})
         val_spk = choose_validation_speakers(rest, min(plan.val_speakers, n_rest - 1),
                                              plan.train.seed + k)
-        train_spk = sorted_speakers(u.speaker for u in rest if u.speaker not in set(val_spk))
+        train_spk = sorted_speakers(s for s in speaker
+                                    if s not in set(val_spk) | set(test_spk))
         tr = np.isin(speaker, train_spk)
-        va = np.isin(speaker, val_spk)
-        te = np.isin(speaker, test_spk)
-        normalizer = Normalizer.fit(x_clean[tr])
+        va, te = main & np.isin(speaker, val_spk), main & np.isin(speaker, test_spk)
         _log(f"fold {k + 1}/{len(test_folds)}: test {', '.join(test_spk)}; val"
              f" {', '.join(val_spk) or '-'}; train {tr.sum()} clips, val {va.sum()},"
              f" test {te.sum()}")
         cfg = replace(plan.train, seed=plan.train.seed + k)
-        result = fit_model(len(labels), normalizer, [x_clean[tr]] + [c[tr] for c in copies],
-                           y[tr], cfg, x_val=x_clean[va], y_val=y[va],
-                           name=f"fold {k + 1} ")
-        probs = predict(result.model, x_clean[te])
-        y_pred = probs.argmax(axis=1)
-        test_scores = scores(y[te], y_pred, labels)
-        _log(f"fold {k + 1}: accuracy {test_scores['accuracy']:.3f}, macro-F1"
-             f" {test_scores['macro_f1']:.3f}, best epoch {result.best_epoch}"
-             f" ({result.seconds:.0f} s)")
+        result, normalizer = _fit(plan, cfg, len(labels), pick(clean, tr), y[tr],
+                                  [pick(c, tr) for c in copies], pick(clean, va), y[va],
+                                  name=f"fold {k + 1} ")
+        evaluation, y_pred = evaluate_model(
+            result.model, spec, labels, y[te], pick(clean, te),
+            {n: pick(c, te) for n, c in conditions.items()})
+        evaluation["corpora"] = {c.name: corpus_scores(result.model, c, spec, labels)
+                                 for c in others}
+        t = evaluation["test"]
+        _log(f"fold {k + 1}: accuracy {t['accuracy']:.3f}, macro-F1 {t['macro_f1']:.3f},"
+             f" interim {evaluation['interim']['accuracy']:.3f}, "
+             + ", ".join(f"{n} {v['accuracy']:.3f}"
+                         for n, v in {**evaluation["conditions"],
+                                      **evaluation["corpora"]}.items())
+             + f"; best epoch {result.best_epoch} ({result.seconds:.0f} s)")
         y_true_all.append(y[te])
         y_pred_all.append(y_pred)
         training = _training_dict(plan, train_spk, val_spk, list(test_spk), result.best_epoch,
@@ -191,45 +352,58 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap) -> dict
         fold_dir = (plan.out / "folds" / f"fold-{k + 1}") if plan.test_speakers is None \
             else plan.out
         save_model(fold_dir, result, plan, labels, normalizer, training,
-                   {"accuracy": test_scores["accuracy"], "macro_f1": test_scores["macro_f1"],
-                    "n_clips": test_scores["n"], "test_speakers": list(test_spk)})
+                   {"accuracy": t["accuracy"], "macro_f1": t["macro_f1"],
+                    "n_clips": t["n"], "test_speakers": list(test_spk),
+                    "interim_accuracy": evaluation["interim"]["accuracy"],
+                    "conditions": {n: v["accuracy"]
+                                   for n, v in evaluation["conditions"].items()}})
+        test_idx = np.flatnonzero(te)
         write_json(fold_dir / "predictions.json", {
             "labels": labels,
-            "clips": [{"path": str(u.path), "speaker": u.speaker, "label": labels[y[i]],
-                       "predicted": labels[int(p)]}
-                      for u, i, p in zip([utts[j] for j in np.flatnonzero(te)],
-                                         np.flatnonzero(te), y_pred)],
+            "clips": [{"path": str(utts[i].path), "speaker": utts[i].speaker,
+                       "label": labels[y[i]],
+                       "predicted": labels[int(p)] if p >= 0 else None}
+                      for i, p in zip(test_idx, y_pred)],
         })
         fold_reports.append({
             "fold": k + 1, "test_speakers": list(test_spk), "val_speakers": val_spk,
             "train_speakers": train_spk,
             "sizes": {"train": int(tr.sum()), "val": int(va.sum()), "test": int(te.sum())},
             "best_epoch": result.best_epoch, "seconds": round(result.seconds, 1),
-            "test": test_scores, "history": result.history,
+            **evaluation, "history": result.history,
         })
 
     summary = summarize_folds(fold_reports)
-    pooled = scores(np.concatenate(y_true_all), np.concatenate(y_pred_all), labels)
+    pooled = scores(np.concatenate(y_true_all),
+                    np.where(np.concatenate(y_pred_all) < 0, len(labels),
+                             np.concatenate(y_pred_all)), labels)
     final_info = None
     if plan.test_speakers is None and plan.final:
         best_epochs = [f["best_epoch"] for f in fold_reports]
         epochs = max(1, int(round(float(np.median(best_epochs)))))
-        _log(f"final model: all {len(speakers)} speakers, {epochs} epochs"
+        _log(f"final model: all {len(sorted_speakers(speaker))} speakers, {epochs} epochs"
              f" (median of the folds' best epochs {best_epochs})")
-        normalizer = Normalizer.fit(x_clean)
         cfg = replace(plan.train, epochs=epochs)
-        result = fit_model(len(labels), normalizer, [x_clean] + copies, y, cfg, name="final ")
-        training = _training_dict(plan, speakers, [], [], epochs, speakers if copies else [])
+        result, normalizer = _fit(plan, cfg, len(labels), clean, y, copies, [], y[:0],
+                                  name="final ")
+        everyone = sorted_speakers(speaker)
+        training = _training_dict(plan, everyone, [], [], epochs, everyone if copies else [])
         training["fold_best_epochs"] = best_epochs
+        corpora = {c.name: corpus_scores(result.model, c, spec, labels) for c in others}
         save_model(plan.out, result, plan, labels, normalizer, training,
-                   {**summary, "method": f"{summary['folds']}-fold by speaker"})
-        final_info = {"train_speakers": speakers, "epochs": epochs,
-                      "fold_best_epochs": best_epochs, "seconds": round(result.seconds, 1)}
+                   {**summary, "method": f"{summary['folds']}-fold by speaker",
+                    "corpora": {n: v["accuracy"] for n, v in corpora.items()}})
+        final_info = {"train_speakers": everyone, "epochs": epochs,
+                      "fold_best_epochs": best_epochs, "seconds": round(result.seconds, 1),
+                      "corpora": corpora}
 
     report = {
         "command": plan.command, "model": {"kind": plan.train.kind}, "labels": labels,
-        "data": list(plan.data), "n_clips": len(utts), "speakers": speakers,
-        "skipped_files": [{"path": str(u.path), "reason": m} for u, m in clean.failed],
+        "data": list(plan.data), "extra_data": list(plan.extra_data),
+        "eval_data": list(plan.eval_data), "n_clips": int(main.sum()),
+        "n_extra_clips": int((~main).sum()),
+        "speakers": speakers,
+        "skipped_files": [{"path": str(u.path), "reason": m} for u, m in loaded.failed],
         "summary": summary, "pooled": pooled,
         "folds": fold_reports, "final": final_info,
         "seconds": round(time.perf_counter() - started, 1), "versions": versions(),
@@ -240,3 +414,30 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap) -> dict
                    f"{plan.train.kind}: {summary['folds']} fold(s), accuracy"
                    f" {summary['accuracy_mean']:.3f} ± {summary['accuracy_std']:.3f}")
     return report
+
+
+def _fit(plan: RunPlan, cfg: TrainConfig, n_classes: int, train: list[Recording],
+         y_train: np.ndarray, copies: list[list[Recording]], val: list[Recording],
+         y_val: np.ndarray, *, name: str) -> tuple[FitResult, Normalizer]:
+    """Fit one model: the clean device inputs of ``train`` every epoch, plus augmented
+    inputs of one waveform copy (in rotation, drawn afresh each epoch)."""
+    spec = plan.spec
+    base = device_inputs(train, spec, fallback=True)
+    y_base = y_train[base.recording]
+    normalizer = Normalizer.fit(base.inputs)
+
+    def epoch_inputs(epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        if not copies:
+            return base.inputs, y_base
+        rng = np.random.default_rng([cfg.seed, 7919, epoch])
+        x_aug, y_aug = augmented_inputs(copies[epoch % len(copies)], y_train, spec,
+                                        plan.windows, rng)
+        return np.concatenate((base.inputs, x_aug)), np.concatenate((y_base, y_aug))
+
+    x_val = y_val_rows = None
+    if val:
+        dv = device_inputs(val, spec)
+        x_val, y_val_rows = dv.inputs, y_val[dv.recording]
+    result = fit_model(n_classes, normalizer, epoch_inputs, y_train, cfg, x_val=x_val,
+                       y_val=y_val_rows, name=name)
+    return result, normalizer

@@ -1,0 +1,157 @@
+"""One utterance -> the model's inputs, the same way in training, ``predict`` and ``listen``.
+
+An utterance is a run of front-end frames (mel power, :class:`~edge.frontend.MelStream`)
+between the endpointer's boundaries (:mod:`edge.endpoint`). It becomes model inputs in three
+steps, all set by the bundle's :class:`~edge.features.FeatureSpec`:
+
+1. **Level normalisation.** ``L`` is the utterance's level (a high percentile of its frame
+   levels, :func:`edge.levels.utterance_level`). Each frame's mel power gets a pink-noise
+   floor at ``L + floor_db`` and is then expressed relative to ``L``::
+
+       log_mel = 10 log10(mel + floor(L + floor_db)) - L        (dB)
+
+   A gain of ``g`` dB on the audio raises ``mel`` by ``g`` dB and ``L`` by ``g``: the result
+   does not change. Digital silence, the padding and a quiet room all sit at the floor, so
+   a model never meets a level it was not trained on because the speaker was near or far.
+2. **Windows.** An utterance up to one window long is one window, starting with the
+   utterance and padded with the floor after it. A longer one gets ``k`` windows spread
+   evenly from its start to its end, at most ``stride_seconds`` apart; their
+   probabilities are averaged (:class:`edge.classifier.Classifier`).
+3. **Cepstra.** Each window's log-mel frames go through the orthonormal DCT (the front end's
+   MFCC) and get their deltas as a second channel.
+
+The normalisation with the training speakers' mean/std and the int8 quantisation follow in
+:class:`~edge.classifier.Classifier`. numpy only.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from edge.endpoint import Segment, speech_segments
+from edge.features import FeatureSpec
+from edge.frontend import cepstral_matrix, mel_power, stack_deltas, white_noise_mel_power
+from edge.levels import frame_levels, mel_centres, speech_band_weights, utterance_level
+
+
+@functools.lru_cache(maxsize=16)
+def _floor_mel(spec: FeatureSpec) -> np.ndarray:
+    """Mel power of the floor for an utterance at 0 dB, float64 ``(n_mels,)``: pink noise
+    (power falling 3 dB per octave, like a quiet room; a white floor would bury the weak high
+    bands of speech) whose level (:func:`edge.levels.frame_levels`) is ``floor_db``."""
+    centres = mel_centres(spec.frontend)
+    pink = white_noise_mel_power(spec.frontend) * (1000.0 / np.maximum(centres, 50.0))
+    level = float(pink @ speech_band_weights(spec.frontend))
+    floor = pink * 10.0 ** (spec.floor_db / 10.0) / level
+    floor.setflags(write=False)
+    return floor
+
+
+def normalized_log_mel(mel: np.ndarray, spec: FeatureSpec, level_db: float) -> np.ndarray:
+    """Log-mel frames relative to the utterance level, with the floor.
+
+    Parameters
+    ----------
+    mel : np.ndarray [shape=(n_frames, n_mels)]
+        Mel power frames.
+    level_db : float
+        The utterance's level (:func:`edge.levels.utterance_level` of its frames).
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, n_mels)], float32, dB relative to ``level_db``.
+    """
+    scale = 10.0 ** (level_db / 10.0)
+    floored = np.asarray(mel, dtype=np.float64) + _floor_mel(spec) * scale
+    return (10.0 * np.log10(floored) - level_db).astype(np.float32)
+
+
+def floor_log_mel(spec: FeatureSpec) -> np.ndarray:
+    """The log-mel frame of pure floor (what padding becomes), float32 ``(n_mels,)``."""
+    return (10.0 * np.log10(_floor_mel(spec))).astype(np.float32)
+
+
+def window_starts(n_frames: int, spec: FeatureSpec) -> np.ndarray:
+    """First frame of each window of an ``n_frames`` utterance: ``[0]`` when it fits one
+    window, else evenly spread from 0 to ``n_frames - window_frames``, at most
+    ``stride_frames`` apart. int64 ``(k,)``."""
+    w = spec.window_frames
+    if n_frames <= w:
+        return np.zeros(1, dtype=np.int64)
+    k = 1 + -(-(n_frames - w) // spec.stride_frames)
+    return np.round(np.linspace(0, n_frames - w, k)).astype(np.int64)
+
+
+def window_input(log_mel: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """One model input from up to one window of normalised log-mel frames.
+
+    Parameters
+    ----------
+    log_mel : np.ndarray [shape=(n, n_mels)], ``n <= window_frames``
+        :func:`normalized_log_mel` frames; fewer than a window are padded with the floor.
+
+    Returns
+    -------
+    np.ndarray [shape=spec.input_shape], float32, not yet normalised with the training mean/std
+    """
+    w = spec.window_frames
+    frames = np.asarray(log_mel, dtype=np.float32)[:w]
+    if len(frames) < w:
+        pad = np.broadcast_to(floor_log_mel(spec), (w - len(frames), frames.shape[1]))
+        frames = np.concatenate((frames, pad))
+    cepstra = (frames.astype(np.float64) @ cepstral_matrix(spec.frontend)).astype(np.float32)
+    if spec.delta_width is None:
+        return cepstra[..., None]
+    return stack_deltas(cepstra, width=spec.delta_width)
+
+
+def utterance_inputs(mel: np.ndarray, spec: FeatureSpec, *,
+                     levels: np.ndarray | None = None) -> np.ndarray:
+    """The model inputs of one utterance: its windows, level-normalised.
+
+    Parameters
+    ----------
+    mel : np.ndarray [shape=(n_frames, n_mels)], ``n_frames >= 1``
+        The utterance's mel power frames.
+    levels : np.ndarray [shape=(n_frames,)] or None
+        Their frame levels, when already computed.
+
+    Returns
+    -------
+    np.ndarray [shape=(k, *spec.input_shape)], float32; ``k = len(window_starts(n_frames))``.
+    """
+    if levels is None:
+        levels = frame_levels(mel, spec.frontend)
+    log_mel = normalized_log_mel(mel, spec, utterance_level(levels,
+                                                            percentile=spec.level_percentile))
+    w = spec.window_frames
+    return np.stack([window_input(log_mel[s:s + w], spec)
+                     for s in window_starts(len(log_mel), spec)])
+
+
+def aggregate_utterances(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """A recording's probabilities from its utterances': their average weighted by
+    ``weights`` (each utterance's speech frames), float64 ``(n_labels,)``.
+
+    Parameters
+    ----------
+    probs : np.ndarray [shape=(n_utterances, n_labels)]
+    weights : np.ndarray [shape=(n_utterances,)], > 0
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    p = np.asarray(probs, dtype=np.float64)
+    return (p * w[:, None]).sum(axis=0) / w.sum()
+
+
+def recording_frames(signal: np.ndarray, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Mel power frames ``(n_frames, n_mels)`` float32 and their levels ``(n_frames,)`` (dB)
+    of a whole recording at the front end's rate."""
+    mel = mel_power(signal, spec.frontend)
+    return mel, frame_levels(mel, spec.frontend)
+
+
+def recording_segments(levels: np.ndarray, spec: FeatureSpec) -> list[Segment]:
+    """The utterances of a whole recording (the endpointer run over its frame levels)."""
+    return speech_segments(levels, spec.endpoint, spec.frames_per_second)

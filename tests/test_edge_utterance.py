@@ -1,0 +1,106 @@
+"""An utterance -> model inputs: level-normalised (gain does not matter), floored, cut into
+evenly spread windows; the spec round-trips and refuses what it cannot honour."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest_edge import CLIPS
+
+from edge.audio import load
+from edge.errors import ConfigError
+from edge.levels import frame_levels
+from edge.features import INPUT_VERSION, FeatureSpec
+from edge.frontend import FrontendConfig, cepstral_matrix, mel_power, mfcc
+from edge.utterance import (
+    aggregate_utterances,
+    floor_log_mel,
+    normalized_log_mel,
+    recording_frames,
+    recording_segments,
+    utterance_inputs,
+    window_starts,
+)
+
+SPEC = FeatureSpec()
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def clip(ravdess_dir):
+    return load(ravdess_dir / f"{CLIPS[2]}.flac", SR)
+
+
+def inputs_of(x: np.ndarray) -> np.ndarray:
+    mel, levels = recording_frames(x, SPEC)
+    (seg,) = recording_segments(levels, SPEC)
+    return utterance_inputs(mel[seg.start:seg.end], SPEC, levels=levels[seg.start:seg.end])
+
+
+def test_inputs_do_not_depend_on_the_gain(ravdess_dir):
+    """Where the endpointer puts the same boundaries (it does for this clip from -12 to +6 dB;
+    see test_edge_endpoint), the inputs are the same to float rounding."""
+    x = load(ravdess_dir / f"{CLIPS[1]}.flac", SR)
+    reference = inputs_of(x)
+    assert reference.shape[1:] == SPEC.input_shape
+    for gain_db in (-12.0, 6.0):
+        got = inputs_of(x * np.float32(10 ** (gain_db / 20)))
+        np.testing.assert_allclose(got, reference, atol=2e-3)
+
+
+def test_with_a_negligible_floor_at_0_db_the_cepstra_are_the_front_end_mfcc(clip):
+    spec = FeatureSpec(floor_db=-150.0)
+    x = clip[: spec.window_samples]
+    mel = mel_power(x, spec.frontend)
+    dct = normalized_log_mel(mel, spec, 0.0).astype(np.float64) @ cepstral_matrix(spec.frontend)
+    audible = frame_levels(mel, spec.frontend) > -90  # digital silence: librosa clamps it
+    assert audible.sum() > 100
+    np.testing.assert_allclose(dct[audible], mfcc(x, spec.frontend)[audible], atol=0.02)
+
+
+def test_short_utterances_are_padded_with_the_floor(clip):
+    mel, levels = recording_frames(clip, SPEC)
+    short = utterance_inputs(mel[100:150], SPEC, levels=levels[100:150])
+    assert short.shape == (1, *SPEC.input_shape)
+    pad = short[0, 60:, :, 0]
+    np.testing.assert_allclose(pad, pad[0][None].repeat(len(pad), 0), atol=1e-4)
+    np.testing.assert_allclose(short[0, 60:, :, 1], 0.0, atol=1e-4)  # no change: no delta
+    floor_cepstrum = floor_log_mel(SPEC).astype(np.float64) @ cepstral_matrix(SPEC.frontend)
+    np.testing.assert_allclose(pad[0], floor_cepstrum, atol=1e-3)
+
+
+def test_window_positions():
+    w, s = SPEC.window_frames, SPEC.stride_frames
+    assert window_starts(10, SPEC).tolist() == [0]
+    assert window_starts(w, SPEC).tolist() == [0]
+    starts = window_starts(w + 1, SPEC)
+    assert starts.tolist() == [0, 1]
+    long = window_starts(1000, SPEC)
+    assert long[0] == 0 and long[-1] == 1000 - w
+    assert np.diff(long).max() <= s
+
+
+def test_long_utterances_have_several_windows(clip):
+    x = np.concatenate([clip, clip, clip])
+    mel, levels = recording_frames(x, SPEC)
+    got = utterance_inputs(mel, SPEC, levels=levels)
+    assert got.shape[0] == len(window_starts(len(mel), SPEC)) > 2
+
+
+def test_aggregate_weights_by_speech():
+    probs = np.array([[1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_allclose(aggregate_utterances(probs, np.array([3.0, 1.0])), [0.75, 0.25])
+
+
+def test_spec_round_trip_and_refusals():
+    spec = FeatureSpec(window_seconds=2.0, floor_db=-40.0)
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+    old = {k: v for k, v in spec.to_dict().items() if k != "input_version"}
+    with pytest.raises(ConfigError, match="older than this edge-ser"):
+        FeatureSpec.from_dict(old)
+    with pytest.raises(ConfigError, match="newer"):
+        FeatureSpec.from_dict({**spec.to_dict(), "input_version": INPUT_VERSION + 1})
+    with pytest.raises(ConfigError, match="floor_db"):
+        FeatureSpec(floor_db=3.0)
+    with pytest.raises(ConfigError, match="librosa"):
+        FeatureSpec(frontend=FrontendConfig.python_speech_features())
