@@ -192,7 +192,7 @@ def classify(exit_code: int | None, stdout: str, stderr: str, path: str,
     if exit_code is not None and exit_code < 0:
         return "crashed", f"signal {-exit_code}"
     if escaped or "Traceback" in stderr:
-        return "traceback", escaped or first
+        return "traceback", escaped or (lines[-1][:300] if lines else "")
     if exit_code == 0:
         return "accepted", stdout.strip()[:200]
     if (exit_code == 2 and not stdout.strip() and len(lines) == 1
