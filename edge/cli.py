@@ -12,7 +12,10 @@ imported inside the commands that need them.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sys
 import time
 from typing import Any
@@ -21,7 +24,14 @@ import click
 
 from edge import __version__
 from edge.cli_errors import CliError
-from edge.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EdgeSerError
+from edge.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    DeviceLost,
+    EdgeSerError,
+    StopRequested,
+)
 
 PROG = "edge-ser"
 _IMPORTED_AT = time.monotonic()
@@ -102,9 +112,45 @@ def cli() -> None:
 @click.option("--duration", type=click.FloatRange(min=0.0, min_open=True), metavar="SECONDS",
               help="Stop after this many seconds of audio (exit 0, with the summary).")
 @threads_option
+@click.option("--mqtt", "mqtt_url", metavar="URL",
+              help="Also publish the results to an MQTT broker: mqtt://HOST[:1883] or"
+                   " mqtts://HOST[:8883] (TLS). Needs edge-ser[mqtt]. See 'MQTT' below.")
+@click.option("--mqtt-prefix", metavar="TOPIC",
+              help="Topic prefix: results go to PREFIX/DEVICE/emotion.  [default: edge-ser]")
+@click.option("--mqtt-device", metavar="ID",
+              help="Device id in the topics (letters, digits, _ and -).  [default: the host"
+                   " name]")
+@click.option("--mqtt-username", metavar="NAME",
+              help="User name.  [default: the URL's NAME@, else $EDGE_SER_MQTT_USERNAME]")
+@click.option("--mqtt-password-file", metavar="FILE",
+              help="Read the password from the first line of FILE.  [default:"
+                   " $EDGE_SER_MQTT_PASSWORD]")
+@click.option("--mqtt-ca", metavar="FILE",
+              help="mqtts: CA certificate(s), PEM, that the broker's certificate must chain"
+                   " to.  [default: the system's CAs]")
+@click.option("--mqtt-cert", metavar="FILE",
+              help="mqtts: client certificate (PEM), for a broker that requires one.")
+@click.option("--mqtt-key", metavar="FILE",
+              help="mqtts: the client certificate's unencrypted private key (PEM), unless it"
+                   " is in --mqtt-cert.")
+@click.option("--mqtt-interim", is_flag=True, default=None,
+              help="Also publish interim results (QoS 0) to PREFIX/DEVICE/interim.")
+@click.option("--mqtt-heartbeat", type=click.FloatRange(min=0.1), metavar="SECONDS",
+              help="Publish a heartbeat (QoS 0) to PREFIX/DEVICE/heartbeat every SECONDS.")
+@click.option("--mqtt-homeassistant", is_flag=True, default=None,
+              help="Home Assistant MQTT discovery: the device appears with two sensors,"
+                   " emotion and confidence.")
+@click.option("--mqtt-discovery-prefix", metavar="TOPIC",
+              help="Home Assistant's discovery prefix.  [default: homeassistant]")
+@click.option("--mqtt-queue", type=click.IntRange(min=1), metavar="N",
+              help="Final results kept while the broker is unreachable; when full, the"
+                   " oldest is dropped and counted.  [default: 1000]")
+@click.option("--mqtt-drain", type=click.FloatRange(min=0.0), metavar="SECONDS",
+              help="At the end, wait up to SECONDS for queued results to reach the broker."
+                   "  [default: 5]")
 def listen(model: str | None, device: str | None, as_json: bool, hop: float | None,
            threshold: float, file: str | None, fast: bool, stdin_raw: int | None,
-           duration: float | None, threads: int) -> None:
+           duration: float | None, threads: int, **mqtt_options: Any) -> None:
     """Stream audio through the model: one emotion per utterance, live.
 
     The stream is cut into utterances where the speaker pauses (0.4 s of silence); while
@@ -127,11 +173,34 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
     last {"summary": {...}} object to stdout. Exit status 0 at the end of a file or stdin,
     130 after Ctrl-C; overruns (audio dropped because processing fell behind) are counted
     in the summary, never fatal.
+
+    MQTT (--mqtt URL; pip install 'edge-ser[mqtt]'): each final result goes, as the JSON line
+    above plus "device", "session" and "time" (Unix seconds), to PREFIX/DEVICE/emotion
+    (QoS 1, in order); the last one, retained, to PREFIX/DEVICE/state; "online" / "offline"
+    (also the last will), retained, to PREFIX/DEVICE/availability; at the end the summary
+    to PREFIX/DEVICE/summary. Stdout is unchanged. A broker that is down, at the start or
+    later, does not stop listening: one line on stderr, final results queued (--mqtt-queue,
+    oldest dropped and counted), reconnection every 1 s doubling to 30 s, and counts in the
+    summary. Refused credentials, TLS failures and bad options are errors (exit 2). The
+    password comes from $EDGE_SER_MQTT_PASSWORD or --mqtt-password-file, never the command
+    line; mqtt:// to another machine warns that it is unencrypted.
+
+    \b
+      edge-ser listen --mqtt mqtt://localhost --mqtt-homeassistant
+      EDGE_SER_MQTT_PASSWORD=... edge-ser listen --mqtt mqtts://hub:8883 \\
+          --mqtt-username pi --mqtt-ca ca.crt
+      mosquitto_sub -h hub -t 'edge-ser/+/emotion' -v      # every device's finals
     """
     if file is not None and stdin_raw is not None:
         raise click.UsageError("use either --file or --stdin-raw, not both")
     if fast and file is None:
         raise click.UsageError("--fast only applies to --file")
+    mqtt_config = None
+    if any(v not in (None, False) for v in mqtt_options.values()):
+        from edge.mqtt import config_from_options, import_paho
+
+        mqtt_config = config_from_options(**mqtt_options)
+        import_paho()  # before the model loads: a missing extra is said at once
     from edge.live import Listener, LiveView
     from edge.recognizer import Recognizer
     from edge.shipped import load_model_bundle
@@ -148,20 +217,64 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
     recognizer = Recognizer(bundle, input_rate=source.info.sample_rate, hop_seconds=hop,
                             threads=threads, threshold=threshold)
     view = LiveView(as_json=as_json, labels=bundle.metadata.labels)
-    listener = Listener(recognizer, source, on_result=view.show, started=_IMPORTED_AT,
+    on_result = view.show
+    sink = None
+    if mqtt_config is not None:
+        from edge.mqtt import MqttSink
+
+        sink = MqttSink(mqtt_config, labels=bundle.metadata.labels, model=bundle.path.stem,
+                        warn=_warn)
+        if sink.start() and not as_json:
+            _warn(f"mqtt: publishing to {mqtt_config.url} as {mqtt_config.topic('emotion')}")
+
+        def on_result(r: Any) -> None:
+            view.show(r)
+            sink.publish(r)
+
+    listener = Listener(recognizer, source, on_result=on_result, started=_IMPORTED_AT,
                         max_seconds=duration)
     if not as_json:
         _warn(f"listening to {source.info.name} at {source.info.sample_rate} Hz with"
               f" {bundle.path.name} ({bundle.metadata.kind}, {bundle.metadata.quantization});"
               " Ctrl-C to stop")
-    interrupted = listener.run()
-    view.close()
+    failure = None
+    try:
+        with _sigterm_as_stop():
+            try:
+                interrupted = listener.run()
+            except DeviceLost as e:
+                interrupted, failure = False, e
+    finally:
+        view.close()
     summary = listener.summary(interrupted=interrupted)
+    if sink is not None:
+        summary.extra["mqtt"] = sink.close(summary.to_dict())
+    if failure is not None:
+        _warn(str(failure))
     _warn(summary.line())
+    if sink is not None:
+        _warn(sink.summary_line())
     if as_json:
         _emit({"summary": summary.to_dict()})
-    if interrupted:
+    if failure is not None:
+        sys.exit(failure.exit_code)
+    if interrupted and listener.stopped_by == "SIGINT":
         sys.exit(EXIT_INTERRUPTED)
+
+
+@contextlib.contextmanager
+def _sigterm_as_stop():
+    """SIGTERM raises :class:`~edge.errors.StopRequested` in the main thread (the worker):
+    ``listen`` then ends as after Ctrl-C, with its summary, but exits 0, the status systemd
+    counts as a clean stop."""
+    def stop(signum, frame):
+        raise StopRequested()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # --------------------------------------------------------------------------------------
@@ -298,15 +411,18 @@ def info(model: str | None, as_json: bool) -> None:
         _emit({"path": str(bundle.path), "size_bytes": bundle.size_bytes, **meta.to_dict()})
         return
     spec = meta.features
-    fe = spec.frontend
+    fe, ep = spec.frontend, spec.endpoint
     lines = [
         f"model        {bundle.path} ({bundle.size_bytes / 1024:.1f} KB)",
         f"kind         {meta.kind}, {meta.quantization},"
         f" {meta.model.get('parameters', '?')} parameters",
         f"labels       {', '.join(meta.labels)}",
         f"input        {spec.input_shape} = {spec.window_seconds:g} s window,"
-        f" {fe.n_mfcc} MFCC{' + deltas' if spec.delta_width else ''};"
-        f" hop {meta.hop_seconds:g} s",
+        f" {fe.n_mfcc} MFCC{' + deltas' if spec.delta_width else ''}, level-normalised per"
+        f" utterance (floor {spec.floor_db:g} dB); hop {meta.hop_seconds:g} s",
+        f"utterances   end after {ep.min_silence_ms:g} ms of silence, at least"
+        f" {ep.min_speech_ms:g} ms of speech, at most {ep.max_speech_s:g} s; longer than a"
+        f" window: windows {spec.stride_seconds:g} s apart, averaged",
         f"front end    {fe.convention}, {fe.sample_rate} Hz, n_fft {fe.n_fft},"
         f" win {fe.win_length}, hop {fe.hop_length}, {fe.n_mels} mels,"
         f" {fe.fmin:g}-{fe.fmax:g} Hz (hash {fe.config_hash()})",
@@ -342,6 +458,9 @@ def main() -> None:
     """Console-script entry point."""
     try:
         cli(prog_name=PROG)
-    except BrokenPipeError:  # e.g. `edge-ser predict ... | head -1`
-        sys.stderr.close()
-        sys.exit(1)
+    except BrokenPipeError:  # the reader went away: `edge-ser listen --json | head -1`
+        # quietly, with the status a shell gives a writer killed by SIGPIPE; stdout is
+        # pointed at /dev/null so the interpreter's final flush cannot fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(EXIT_BROKEN_PIPE)

@@ -10,6 +10,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE: what a shell reports for a writer whose reader went away (``| head``)."""
 
 
 class EdgeSerError(Exception):
@@ -56,3 +58,13 @@ class DeviceError(EdgeSerError):
     """No usable audio input device."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class DeviceLost(EdgeSerError):
+    """The microphone went away (or stopped delivering audio) while listening."""
+
+    exit_code = EXIT_FAILURE
+
+
+class StopRequested(KeyboardInterrupt):
+    """SIGTERM (``systemctl stop``, ``kill``): end like Ctrl-C, but as a clean stop."""

@@ -15,7 +15,7 @@ from typing import Any, Callable, TextIO
 
 import numpy as np
 
-from edge.errors import EdgeSerError
+from edge.errors import DeviceLost, EdgeSerError, StopRequested
 from edge.recognizer import Recognizer, Result
 from edge.sources import RingBuffer, Source
 
@@ -101,9 +101,13 @@ class Listener:
         self._hop_ms: list[float] = []
         self._run_started: float | None = None
         self._run_ended: float | None = None
+        self.stopped_by: str | None = None
+        """``SIGINT`` or ``SIGTERM`` when a signal ended the run."""
 
     def run(self) -> bool:
-        """Process until the source ends (False) or Ctrl-C (True)."""
+        """Process until the source ends (False) or Ctrl-C / SIGTERM (True; which one is
+        ``stopped_by``). A microphone that goes away raises :class:`DeviceLost` once what it
+        delivered is processed (the summary is still there)."""
         self._run_started = time.monotonic()
         interrupted = False
         self.source.start(self.ring)
@@ -112,6 +116,11 @@ class Listener:
                 block = self.ring.read(timeout=0.5)
                 if block is None:
                     break
+                if not block.size:  # nothing for 0.5 s: is the source still there?
+                    lost = self.source.lost()
+                    if lost is not None:
+                        self._process(lambda _: self.recognizer.finish(), None)
+                        raise DeviceLost(lost)
                 if self.max_samples is not None:
                     block = block[:self._remaining_input()]
                 if block.size:
@@ -119,8 +128,9 @@ class Listener:
                 if self.max_samples is not None and self._remaining_input() == 0:
                     break
             self._process(lambda _: self.recognizer.finish(), None)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             interrupted = True
+            self.stopped_by = "SIGTERM" if isinstance(e, StopRequested) else "SIGINT"
         finally:
             self.ring.close()  # releases a producer waiting for space
             self.source.stop()
@@ -164,7 +174,7 @@ class Listener:
             first_result_seconds=self._first_result,
             hop_ms_mean=sum(ms) / len(ms) if ms else None, hop_ms_max=max(ms) if ms else None,
             interrupted=interrupted, source=self.source.info.name,
-            extra={"bad_samples": stats.bad_samples},
+            extra={"bad_samples": stats.bad_samples, "stopped_by": self.stopped_by},
         )
 
 

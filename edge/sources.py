@@ -29,6 +29,8 @@ from edge.errors import AudioError, DeviceError
 
 COMMON_RATES = (8000, 11025, 16000, 22050, 32000, 44100, 48000)
 """Rates ``edge-ser devices`` probes, Hz."""
+STALL_SECONDS = 3.0
+"""A microphone that delivers nothing for this long is taken as gone, seconds."""
 NO_DEVICE_HINT = "use --file FILE to replay a recording, or `edge-ser devices` to list inputs"
 
 
@@ -137,6 +139,10 @@ class Source:
 
     def error(self) -> BaseException | None:
         """An exception the producer thread ended with, if any."""
+        return None
+
+    def lost(self) -> str | None:
+        """Why a live source stopped delivering audio (a device removed), or None."""
         return None
 
 
@@ -319,11 +325,13 @@ class MicSource(Source):
         self.block_seconds = block_seconds
         self.overruns = 0
         self._stream = None
+        self._last_callback = time.monotonic()
 
     def start(self, ring: RingBuffer) -> None:
         sd = self._sd
 
         def callback(indata, frames, time_info, status):  # PortAudio's thread: copy only
+            self._last_callback = time.monotonic()
             if status.input_overflow:
                 self.overruns += 1
             ring.write(indata[:, 0])  # the first channel
@@ -343,6 +351,19 @@ class MicSource(Source):
         except (sd.PortAudioError, ValueError) as e:
             raise DeviceError(f"cannot open input device {self.info.name!r} at"
                               f" {self.info.sample_rate} Hz ({e}); {NO_DEVICE_HINT}") from None
+
+    def lost(self) -> str | None:
+        """The stream stopped (PortAudio ended it) or no audio came for
+        ``STALL_SECONDS``: the device was unplugged, its server went away, or it hung."""
+        stream = self._stream
+        if stream is None:
+            return None
+        silent = time.monotonic() - self._last_callback
+        if not stream.active or silent > STALL_SECONDS:
+            why = "stopped" if not stream.active else f"sent nothing for {silent:.0f} s"
+            return (f"input device {self.info.name!r} {why} (unplugged, or its sound server"
+                    " went away); listening ended")
+        return None
 
     def stop(self) -> None:
         if self._stream is not None:

@@ -16,8 +16,11 @@ import pytest
 from conftest_edge import CLIPS, EDGE_SER, foreign_tflite, ravdess_wavs, shipped, write_wav
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
-WINDOW_KEYS = {"t", "label", "confidence", "probs", "speech", "uncertain", "scores"}
-PREDICT_KEYS = {"file", "label", "confidence", "probs", "scores", "windows", "speech"}
+RESULT_KEYS = {"event", "t", "utterance", "start", "end", "label", "confidence", "probs",
+               "speech", "uncertain", "scores", "speech_seconds", "noise_floor_db"}
+PREDICT_KEYS = {"file", "label", "confidence", "probs", "speech", "duration", "utterances"}
+UTTERANCE_KEYS = {"utterance", "start", "end", "label", "confidence", "uncertain", "probs",
+                  "scores", "speech_seconds"}
 
 
 def edge_ser(*args: str, stdin: bytes | None = None, timeout: float = 60
@@ -70,9 +73,11 @@ def test_predict_json_on_real_clips(model, wavs):
         assert rec["speech"] and rec["label"] in rec["probs"]
         assert rec["confidence"] == max(rec["probs"].values())
         assert sum(rec["probs"].values()) == pytest.approx(1.0, abs=1e-3)
-        assert len(rec["scores"]) == len(rec["probs"])
-        assert all(-128 <= s <= 127 and isinstance(s, int) for s in rec["scores"])
-        assert {"t", "label", "confidence", "probs", "speech"} <= rec["windows"][0].keys()
+        assert rec["utterances"] and rec["utterances"][0].keys() == UTTERANCE_KEYS
+        for u in rec["utterances"]:
+            assert all(len(w) == len(rec["probs"]) for w in u["scores"])
+            assert all(-128 <= v <= 127 and isinstance(v, int) for w in u["scores"] for v in w)
+            assert 0 <= u["start"] < u["end"] <= rec["duration"]
 
 
 def test_predict_keeps_going_past_bad_files(model, wavs, bad):
@@ -123,16 +128,44 @@ def test_listen_file_fast_json(model, wavs):
     r = edge_ser("listen", "--file", str(wavs[0]), "--fast", "--json", "--model", model)
     assert r.returncode == 0, r.stderr
     records = lines(r.stdout)
-    *hops, last = records
-    assert hops and set(last) == {"summary"}
-    for rec in hops:
-        assert rec.keys() >= WINDOW_KEYS
-        assert (rec["label"] is None) == (not rec["speech"])
-    assert [h["t"] for h in hops] == sorted(h["t"] for h in hops)
+    *results, last = records
+    assert results and set(last) == {"summary"}
+    for rec in results:
+        assert rec.keys() == RESULT_KEYS
+        assert (rec["label"] is None) == (rec["event"] == "no_speech") == (not rec["speech"])
+    assert [h["t"] for h in results] == sorted(h["t"] for h in results)
+    assert [h["event"] for h in results].count("final") == 1
     summary = last["summary"]
-    assert summary["windows"] == len(hops) and summary["overruns"] == 0
+    assert summary["utterances"] == 1 and summary["overruns"] == 0
+    assert summary["hops"] == sum(h["event"] != "final" for h in results)
     assert not summary["interrupted"]
     assert r.stderr.decode().strip().startswith("edge-ser: done:")
+
+
+def test_listen_equals_predict_per_utterance(model, wavs, tmp_path):
+    """A recording of several utterances with pauses and a quiet room: `listen --file --fast
+    --json` gives per utterance exactly the span, label and int8 scores `predict --json` gives
+    for it, whatever the recording's rate."""
+    from conftest_edge import read_wav16
+
+    from edge.audio import resample
+
+    rng = np.random.default_rng(3)
+    parts = []
+    for w in wavs:
+        parts += [np.zeros(int(rng.uniform(1.5, 3.0) * 16000)), read_wav16(w)]
+    x = np.concatenate(parts + [np.zeros(16000)])
+    x = (x + rng.standard_normal(x.size) * 10 ** (-60 / 20)).astype(np.float32)
+    for rate in (16000, 44100):
+        y = x if rate == 16000 else resample(x, 16000, rate)
+        rec = write_wav(tmp_path / f"rec{rate}.wav", y, rate)
+        live = edge_ser("listen", "--file", str(rec), "--fast", "--json", "--model", model)
+        assert live.returncode == 0, live.stderr
+        finals = [d for d in lines(live.stdout) if d.get("event") == "final"]
+        (predicted,) = lines(edge_ser("predict", str(rec), "--json", "--model", model).stdout)
+        assert len(finals) == len(predicted["utterances"]) == len(wavs)
+        for f, u in zip(finals, predicted["utterances"]):
+            assert {k: f[k] for k in UTTERANCE_KEYS} == u
 
 
 def test_listen_stdin_raw_equals_file_replay(model, wavs):
@@ -146,9 +179,9 @@ def test_listen_stdin_raw_equals_file_replay(model, wavs):
     assert piped.returncode == 0, piped.stderr
     joined = write_wav(wavs[0].parent / "joined.wav", x, 16000)
     replay = edge_ser("listen", "--file", str(joined), "--fast", "--json", "--model", model)
-    hops = [rec for rec in lines(piped.stdout) if "summary" not in rec]
-    assert len(hops) >= 5
-    assert hops == [rec for rec in lines(replay.stdout) if "summary" not in rec]
+    results = [rec for rec in lines(piped.stdout) if "summary" not in rec]
+    assert len(results) >= 5 and any(r["event"] == "final" for r in results)
+    assert results == [rec for rec in lines(replay.stdout) if "summary" not in rec]
 
 
 def test_listen_replays_48k_audio_through_the_resampler(model, wavs, tmp_path):
@@ -160,8 +193,8 @@ def test_listen_replays_48k_audio_through_the_resampler(model, wavs, tmp_path):
     path = write_wav(tmp_path / "48k.wav", x48, 48000)
     r = edge_ser("listen", "--file", str(path), "--fast", "--json", "--model", model)
     assert r.returncode == 0, r.stderr
-    hops = [rec for rec in lines(r.stdout) if "summary" not in rec]
-    assert hops and any(h["speech"] for h in hops)
+    results = [rec for rec in lines(r.stdout) if "summary" not in rec]
+    assert any(h["event"] == "final" for h in results)
 
 
 def test_ctrl_c_ends_with_a_summary_and_130(model, wavs):
@@ -171,14 +204,14 @@ def test_ctrl_c_ends_with_a_summary_and_130(model, wavs):
                             env=ENV)
     try:
         first = json.loads(proc.stdout.readline())
-        assert first.keys() >= WINDOW_KEYS
+        assert first.keys() == RESULT_KEYS
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
         proc.kill()
     assert proc.returncode == 130, err
     summary = json.loads(out.decode().splitlines()[-1])["summary"]
-    assert summary["interrupted"] and summary["windows"] >= 1
+    assert summary["interrupted"] and summary["hops"] >= 1
     last = err.decode().strip().splitlines()[-1]
     assert last.startswith("edge-ser: stopped:") and "overruns" in last
 
@@ -202,16 +235,17 @@ def test_float32_bundle_works_without_quantisation(wavs):
     r = edge_ser("predict", str(wavs[0]), "--model", str(shipped("cnn-float32")), "--json")
     assert r.returncode == 0, r.stderr
     (rec,) = lines(r.stdout)
-    assert rec["scores"] is None and rec["speech"]
+    assert rec["speech"] and all(u["scores"] is None for u in rec["utterances"])
     r = edge_ser("listen", "--file", str(wavs[0]), "--fast", "--json", "--model",
                  str(shipped("cnn-float32")))
-    assert r.returncode == 0 and lines(r.stdout)[0]["scores"] is None
+    assert r.returncode == 0
+    assert all(d["scores"] is None for d in lines(r.stdout)[:-1])
 
 
 def test_info_human_and_json(model):
     r = edge_ser("info", model)
     assert r.returncode == 0, r.stderr
-    assert b"labels" in r.stdout and b"(297, 40, 2)" in r.stdout
+    assert b"labels" in r.stdout and b"(297, 40, 2)" in r.stdout and b"utterances" in r.stdout
     (meta,) = lines(edge_ser("info", model, "--json").stdout)
     assert meta["format"] == "edge-ser-bundle" and meta["path"] == model
     assert meta["model"]["quantization"] == "int8"
@@ -280,6 +314,7 @@ def test_listen_duration_stops_after_that_much_audio(model, wavs, tmp_path):
     r = edge_ser("listen", "--file", str(path), "--fast", "--json", "--duration", "7",
                  "--model", model)
     assert r.returncode == 0, r.stderr
-    *hops, last = lines(r.stdout)
+    *results, last = lines(r.stdout)
     assert last["summary"]["audio_seconds"] == pytest.approx(7.0, abs=0.01)
-    assert len(hops) == 9 and hops[-1]["t"] <= 7.0  # windows ending at 3.0, 3.5, ... 7.0
+    hops = [h for h in results if h["event"] != "final"]
+    assert len(hops) == 14 and hops[-1]["t"] <= 7.0  # every 0.5 s: 0.5 (+ a frame) ... 7.0

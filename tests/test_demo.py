@@ -47,23 +47,43 @@ def test_replay_reports_each_clip_and_silent_pauses(ravdess_dir):
     assert len({c["true"] for c in clips}) == 3, "the clips are of different emotions"
     assert len({c["speaker"] for c in clips}) == 3
     for c in clips:
-        assert c["windows"] >= 3 and c["speech_windows"] >= 3, c
-        assert c["predicted"] in c["votes"] and c["correct"] == (c["predicted"] == c["true"])
-    assert report["pauses"]["pauses"] == 2
-    assert report["pauses"]["covered"] == 2, "a pause with no window inside it"
-    assert report["pauses"]["speech_false"] == report["pauses"]["windows"]
+        assert c["utterances"] >= 1 and c["predicted"] is not None, c
+        assert c["correct"] == (c["predicted"] == c["true"])
+    assert report["finals"] >= 3
+    pauses = report["pauses"]
+    assert pauses["pauses"] == 2 and pauses["results"] >= 4
+    assert pauses["no_speech"] >= 0.95 * pauses["results"]
     assert "training speaker" in report["note"] or "held out" in report["note"]
 
 
 @pytest.mark.data
-def test_replay_prints_the_live_track_and_the_table(ravdess_dir):
+def test_replay_prefers_speakers_the_model_never_heard(ravdess_dir, tmp_path):
+    """With a model whose metadata lists its training speakers, and data holding others,
+    the demo replays the others and says so."""
+    from edge.bundle import load_bundle
+
+    trained = load_bundle(shipped()).metadata.training.get("train_speakers") or []
+    others = sorted({p.name for p in ravdess_dir.iterdir() if p.is_dir()}
+                    - {f"Actor_{s.split('-')[-1]}" for s in trained})
+    if not others:  # every actor here trained the shipped model: it must say so
+        run = run_demo("--clips", "2", "--json", "--model", str(shipped()), "--data",
+                       str(ravdess_dir))
+        report = json.loads(run.stdout)
+        assert not report["held_out_speakers"] and "training speaker" in report["note"]
+        return
+    run = run_demo("--clips", "2", "--json", "--model", str(shipped()), "--data",
+                   str(ravdess_dir))
+    report = json.loads(run.stdout)
+    assert report["held_out_speakers"] and "held out" in report["note"]
+
+
+@pytest.mark.data
+def test_replay_prints_each_utterance_and_the_table(ravdess_dir):
     run = run_demo("--clips", "2", "--model", str(shipped()), "--data", str(ravdess_dir))
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
-    track = [line for line in lines if line.strip().split(" ")[0].replace(".", "").isdigit()
-             and " s  " in line]
-    assert len(track) >= 10
-    assert any("no speech" in line for line in track)
+    track = [line for line in lines if " s  clip " in line]
+    assert len(track) >= 2
     assert any("clip 1" in line for line in track) and any("clip 2" in line for line in track)
     assert any(line.startswith("clips right: ") and line.endswith(" of 2") for line in lines)
     assert any(line.startswith("pauses: ") for line in lines)
@@ -75,8 +95,8 @@ def test_missing_data_is_one_line_and_exit_2(tmp_path):
     run = run_demo("--data", str(tmp_path / "nowhere"), "--model", str(shipped()))
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
-        f"demo: no RAVDESS data at {tmp_path / 'nowhere'}; set SER_DATA to the directory of"
-        " Actor_XX folders (or pass --data)"]
+        f"demo: no speech data at {tmp_path / 'nowhere'}; set SER_DATA to a corpus directory"
+        " (RAVDESS Actor_XX folders) or pass --data"]
     assert run.stdout == ""
 
 
@@ -109,57 +129,45 @@ def test_choose_clips_gives_different_emotions_from_different_actors(demo):
 
 
 def test_build_track_places_clips_and_their_speech(demo):
-    rate = 1000
-    speech = np.zeros(3000, dtype=np.float32)
-    speech[1000:2000] = 0.5 * np.sin(np.arange(1000) * 0.3)  # 1-2 s of a 3 s clip
+    rate = 16000
+    rng = np.random.default_rng(0)
+    speech = np.zeros(3 * rate, dtype=np.float32)
+    speech[rate:2 * rate] = 0.1 * rng.standard_normal(rate)  # 1-2 s of a 3 s clip
     clips = [(utterance("sad"), speech), (utterance("angry"), speech)]
     track, placed = demo.build_track(clips, rate, gap_seconds=2.0, lead_seconds=1.0)
-    assert track.size == 1000 + 3000 + 2000 + 3000 + 1000
+    assert track.size == (1 + 3 + 2 + 3 + 1) * rate
     assert [(p.start, p.end) for p in placed] == [(1.0, 4.0), (6.0, 9.0)]
-    assert placed[0].speech_start == pytest.approx(2.0, abs=0.03)  # 25 ms frames
-    assert placed[0].speech_end == pytest.approx(3.0, abs=0.03)
-    assert (placed[0].sound_start, placed[0].sound_end) == pytest.approx((1.98, 3.015),
-                                                                          abs=0.011)
-    pause = track[4000:6000]
+    assert placed[0].speech_start == pytest.approx(2.0, abs=0.04)  # 32 ms frames
+    assert placed[0].speech_end == pytest.approx(3.0, abs=0.04)
+    pause = track[4 * rate:6 * rate]
     assert 10 * np.log10(np.mean(pause**2)) == pytest.approx(demo.NOISE_DB, abs=0.5)
-    np.testing.assert_allclose(track[2000:3000], speech[1000:2000], atol=0.002)
+    np.testing.assert_allclose(track[2 * rate:3 * rate], speech[rate:2 * rate], atol=0.006)
 
 
-def test_windows_map_to_the_clip_whose_speech_they_hold(demo):
-    placed = [demo.Placed(utterance("sad"), 1.0, 4.0, 2.0, 3.0, 1.9, 3.1),
-              demo.Placed(utterance("angry"), 6.0, 9.0, 7.0, 8.0, 7.0, 8.0)]
-    assert demo.clip_of_window(3.5, 3.0, placed) == 0  # [0.5, 3.5] holds all of [2, 3]
-    assert demo.clip_of_window(8.5, 3.0, placed) == 1
-    assert demo.clip_of_window(7.6, 3.0, placed) == 1  # 0.6 s of the second clip's speech
-    assert demo.clip_of_window(7.3, 3.0, placed) is None  # 0.3 s: less than MIN_OVERLAP
-    assert demo.clip_of_window(6.2, 3.0, placed) is None  # [3.2, 6.2]: no speech at all
-    assert demo.is_pause(6.5, 3.0, placed)  # [3.5, 6.5]: between the two clips' sound
-    assert demo.is_pause(7.0, 3.0, placed)  # [4, 7] ends where the sound starts
-    assert not demo.is_pause(7.0, 3.0, placed, margin=0.1)
-    assert not demo.is_pause(6.05, 3.0, placed)  # [3.05, 6.05] holds a breath at 3-3.1
-    assert not demo.is_pause(5.0, 3.0, placed)  # [2, 5] holds the first clip's speech
-    assert not demo.is_pause(3.9, 3.0, placed)  # starts in the lead-in, not between clips
-    assert not demo.is_pause(10.0, 1.0, placed)  # the lead-out
-    assert demo.pause_of_window(6.5, 3.0, placed) == 0
+def test_finals_map_to_the_clips_they_overlap(demo):
+    placed = [demo.Placed(utterance("sad"), 1.0, 4.0, 2.0, 3.0),
+              demo.Placed(utterance("angry"), 6.0, 9.0, 7.0, 8.0),
+              demo.Placed(utterance("happy"), 11.0, 14.0, 12.0, 13.0)]
 
+    def final(start, end, probs, speech=1.0):
+        return {"event": "final", "start": start, "end": end, "speech_seconds": speech,
+                "probs": dict(zip(("sad", "angry", "happy"), probs)), "t": end + 0.3}
 
-def test_majority_vote_per_clip_with_confidence_tie_break(demo):
-    placed = [demo.Placed(utterance("sad"), 1.0, 4.0, 2.0, 3.0, 2.0, 3.0),
-              demo.Placed(utterance("angry"), 6.0, 9.0, 7.0, 8.0, 7.0, 8.0)]
-    hops = [
-        {"t": 3.0, "speech": True, "label": "sad", "confidence": 0.5},
-        {"t": 3.5, "speech": True, "label": "calm", "confidence": 0.9},
-        {"t": 4.0, "speech": True, "label": "sad", "confidence": 0.5},
-        {"t": 4.5, "speech": False, "label": None, "confidence": None},
-        {"t": 8.5, "speech": True, "label": "happy", "confidence": 0.4},
-        {"t": 9.0, "speech": True, "label": "angry", "confidence": 0.6},
-        {"t": 9.5, "speech": False, "label": None, "confidence": None},
+    results = [
+        {"event": "no_speech", "t": 1.5},
+        final(1.9, 2.6, (0.2, 0.7, 0.1), speech=0.5),  # two utterances in the first clip:
+        final(2.7, 3.1, (0.9, 0.05, 0.05), speech=1.5),  # speech-weighted, sad wins
+        {"event": "interim", "t": 7.5, "start": 6.9, "end": 7.5},
+        final(6.9, 8.1, (0.1, 0.8, 0.1)),
+        {"event": "no_speech", "t": 9.5},
     ]
-    first, second = demo.outcomes(hops, placed, 3.0)
-    assert (first.predicted, first.windows, first.speech_windows) == ("sad", 4, 3)
-    assert first.correct and first.votes == {"sad": 2, "calm": 1}
-    assert (second.predicted, second.speech_windows) == ("angry", 2)  # tie: more confident
-    assert second.correct
-    shifted = [{**h, "t": h["t"] + 10.0} for h in hops]
-    assert [r.predicted for r in demo.outcomes(shifted, placed, 3.0, shift=10.0)] == \
-        ["sad", "angry"]
+    first, second, third = demo.outcomes(results, placed)
+    assert (first.predicted, first.utterances) == ("sad", 2) and first.correct
+    assert second.predicted == "angry" and second.confidence == pytest.approx(0.8)
+    assert third.predicted is None and third.utterances == 0 and not third.correct
+    shifted = [{**r, "t": r["t"] + 10.0, **({"start": r["start"] + 10, "end": r["end"] + 10}
+                                            if "start" in r else {})} for r in results]
+    assert [r.predicted for r in demo.outcomes(shifted, placed, shift=10.0)] == \
+        ["sad", "angry", None]
+    pauses = demo.pause_results(results, placed)
+    assert [r["t"] for r in pauses] == [9.5]  # 1.5 is the lead-in; 7.5 is in a clip

@@ -1,4 +1,5 @@
-"""What listen shows: the live terminal line, plain lines on change, JSON Lines, the summary."""
+"""What listen shows: a live line for the utterance under way and a kept line per finished
+one on a terminal, only the finished ones on a pipe, JSON Lines, the summary."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from edge.recognizer import Result
 LABELS = ("neutral", "angry", "sad")
 
 
-def result(t: float, label: str | None, p: float = 0.7, *, changed: bool = False,
-           uncertain: bool = False) -> Result:
+def result(event: str, t: float, label: str | None = None, p: float = 0.7, *,
+           start: float = 1.0, utterance: int = 0) -> Result:
+    if event == "no_speech":
+        return Result("no_speech", t, None, None, None, None, None, {}, False, None, 0.0, -60.0)
     probs = {k: (p if k == label else (1 - p) / 2) for k in LABELS}
-    return Result(t=t, label=label, confidence=None if label is None else p, probs=probs,
-                  speech=label is not None, uncertain=uncertain, changed=changed,
-                  window_label=label or "neutral", window_probs=probs, scores=[1, 2, 3],
-                  speech_seconds=1.0 if label else 0.0, noise_floor_db=-60.0)
+    return Result(event, t, utterance, start, t - (0.3 if event == "final" else 0.0), label, p,
+                  probs, p < 0.5, [[1, 2, 3]], 1.2, -60.0)
 
 
 class Terminal(io.StringIO):
@@ -25,45 +26,58 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_terminal_line_is_rewritten_and_kept_on_each_change():
+SESSION = [result("no_speech", 0.5), result("interim", 1.5, "sad", 0.4),
+           result("interim", 2.0, "angry"), result("final", 2.4, "angry", 0.8),
+           result("no_speech", 2.5), result("interim", 4.0, "sad", 0.6, start=3.2, utterance=1),
+           result("final", 4.6, "sad", 0.45, start=3.2, utterance=1)]
+
+
+def test_terminal_shows_the_interim_live_and_keeps_a_line_per_utterance():
     out = Terminal()
     view = LiveView(as_json=False, labels=LABELS, out=out)
-    for r in (result(3.0, "angry", changed=True), result(3.5, "angry", 0.8),
-              result(4.0, "sad", 0.6, changed=True), result(4.5, None)):
+    for r in SESSION:
         view.show(r)
     view.close()
-    text = out.getvalue()
-    kept = text.split("\n")
-    assert len(kept) == 4 and kept[-1] == ""  # a kept line per state (angry, sad, no speech)
-    assert kept[0].split("\r")[-1].startswith("    3.5 s  angry") and "then" in kept[0]
-    assert kept[1].split("\r")[-1].startswith("    4.0 s  sad")
-    assert "(no speech)" in kept[2].split("\r")[-1]
-    assert "0.80 ########--" in kept[0]
+    kept = [line.split("\r")[-1] for line in out.getvalue().split("\n")]
+    assert kept[-1] == ""
+    finals = [k for k in kept if k and "(speaking)" not in k and "no speech" not in k]
+    assert len(finals) == 2
+    assert finals[0].startswith("    1.0-   2.1 s  angry") and "0.80 ########--" in finals[0]
+    assert finals[1].startswith("    3.2-   4.3 s  sad?") and "then" in finals[1]
+    assert "(speaking)" in out.getvalue()  # the interims were drawn live
 
 
-def test_plain_output_prints_only_changes():
+def test_plain_output_prints_only_finished_utterances():
     out = io.StringIO()
     view = LiveView(as_json=False, labels=LABELS, out=out)
-    for r in (result(3.0, "angry", changed=True), result(3.5, "angry"),
-              result(4.0, None), result(4.5, "sad", 0.3, changed=True, uncertain=True)):
+    for r in SESSION:
         view.show(r)
     lines = out.getvalue().splitlines()
-    assert [line.split()[2] for line in lines] == ["angry", "(no", "sad?"]
+    assert [line.split()[3] for line in lines] == ["angry", "sad?"]
 
 
-def test_json_lines_carry_the_contract_keys():
+def test_json_lines_tell_finals_from_interims_by_one_field():
     out = io.StringIO()
-    LiveView(as_json=True, labels=LABELS, out=out).show(result(3.0, "angry", changed=True))
-    (obj,) = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert {"t", "label", "confidence", "probs", "speech", "uncertain", "scores"} <= set(obj)
-    assert obj["label"] == "angry" and obj["scores"] == [1, 2, 3]
+    view = LiveView(as_json=True, labels=LABELS, out=out)
+    for r in SESSION:
+        view.show(r)
+    objs = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [o["event"] for o in objs] == [r.event for r in SESSION]
+    final = [o for o in objs if o["event"] == "final"][0]
+    assert {"t", "utterance", "start", "end", "label", "confidence", "probs", "speech",
+            "uncertain", "scores", "speech_seconds"} <= set(final)
+    assert final["label"] == "angry" and final["scores"] == [[1, 2, 3]] and final["speech"]
+    pause = objs[0]
+    assert pause["label"] is None and not pause["speech"] and pause["probs"] == {}
 
 
 def test_summary_line():
-    s = Summary(audio_seconds=12.04, wall_seconds=12.1, windows=19, speech_windows=14,
-                uncertain_windows=2, shares={"angry": 0.5, "sad": 0.25, "neutral": 0.25},
-                overruns=1, dropped_seconds=0.03, first_result_seconds=3.2, hop_ms_mean=1.1,
+    s = Summary(audio_seconds=12.04, wall_seconds=12.1, utterances=3, uncertain_utterances=1,
+                speech_seconds=5.46, hops=24, no_speech_hops=12,
+                shares={"angry": 0.5, "sad": 0.25, "neutral": 0.25}, overruns=1,
+                dropped_seconds=0.03, first_result_seconds=0.6, hop_ms_mean=1.1,
                 hop_ms_max=4.0, interrupted=True, source="default")
-    assert s.line() == ("stopped: 12.0 s of audio, 19 windows (14 with speech, 2 uncertain);"
+    assert s.line() == ("stopped: 12.0 s of audio, 3 utterances (5.5 s of speech, 1 uncertain);"
                         " angry 50%, sad 25%, neutral 25%; 1 overruns")
-    assert s.to_dict()["shares"] == {"angry": 0.5, "sad": 0.25, "neutral": 0.25}
+    d = s.to_dict()
+    assert d["shares"] == {"angry": 0.5, "sad": 0.25, "neutral": 0.25} and d["utterances"] == 3

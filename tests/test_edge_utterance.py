@@ -9,9 +9,9 @@ from conftest_edge import CLIPS
 
 from edge.audio import load
 from edge.errors import ConfigError
-from edge.levels import frame_levels
 from edge.features import INPUT_VERSION, FeatureSpec
 from edge.frontend import FrontendConfig, cepstral_matrix, mel_power, mfcc
+from edge.levels import frame_levels
 from edge.utterance import (
     aggregate_utterances,
     floor_log_mel,

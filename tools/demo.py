@@ -2,13 +2,14 @@
 
 With a microphone (``--mic``, or an interactive terminal that has an input device) this is
 ``edge-ser listen`` on it, until Ctrl-C. Without one (CI, a headless box) it replays real
-speech as if it were live: a few RAVDESS clips of different emotions from ``SER_DATA``, joined
-into one recording with pauses between them and a low noise floor under everything (a room is
-never digitally silent), streamed through ``edge-ser listen --file TRACK --fast --json`` (the
-command a user types, the same code path as a microphone). It prints the live track as it
-comes, then one row per clip: the true emotion, the emotion the stream reported for it (the
-majority over the windows that hold most of the clip's speech) and whether the pauses were
-reported as ``speech: false``.
+speech as if it were live: clips of different emotions joined into one recording with pauses
+between them and a quiet room's noise under everything, streamed through
+``edge-ser listen --file TRACK --fast --json`` (the command a user types, the same code path
+as a microphone). It prints each utterance as ``listen`` finishes it, then one row per clip:
+the true emotion and the emotion of the utterances ``listen`` found in it, and whether the
+pauses were reported as ``no_speech``. It picks speakers the model never heard when the data
+has any (the model's metadata names whom it was trained on), and says plainly when it only
+has training speakers.
 
     python tools/demo.py                 # what `make demo` runs
     python tools/demo.py --clips 3 --json
@@ -25,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +36,6 @@ import numpy as np
 
 from edge.audio import load, write_wav
 from edge.bundle import Bundle
-from edge.clip import ENERGY_FRAME_SECONDS, ENERGY_HOP_SECONDS, TOP_DB, frame_energy_db
 from edge.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
@@ -44,26 +43,29 @@ from edge.errors import (
     ConfigError,
     EdgeSerError,
 )
+from edge.frontend import FrontendConfig, mel_power
+from edge.levels import frame_levels
 from edge.shipped import load_model_bundle
-from train.corpora import EMOTIONS, Utterance, read_ravdess
+from train.corpora import EMOTIONS, Utterance, read_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ravdess-speech-16k"
 DATA_ENV = "SER_DATA"
+OTHER_DATA = ("savee-16k",)
+"""Corpora beside the default one that the demo also draws speakers from when present."""
 
 GAP_SECONDS = 2.5
-"""Pause between clips, seconds. RAVDESS clips carry about 1 s of silence before the speech
-and 0.5-1 s after it (less where breaths are audible), so the speech of neighbouring clips is
-about 3.5-4.5 s apart: room for a 3 s window with no speech in it, in every pause."""
+"""Pause between clips, seconds (RAVDESS clips also carry about 1 s of silence before the
+speech and 0.5-1 s after it)."""
 LEAD_SECONDS = 2.0
 """Noise before the first clip and after the last, seconds."""
-NOISE_DB = -70.0
-"""RMS level of the white noise floor under the whole track, dBFS (a quiet room; the level
-edge-ser's training windows carry)."""
-SOUND_MARGIN_DB = 6.0
-"""A clip's frames this much above the noise floor are sound (a pause holds none of them)."""
-MIN_OVERLAP_SECONDS = 0.5
-"""A window counts for a clip when it holds at least this much of the clip's speech."""
+NOISE_DB = -60.0
+"""RMS level of the white noise under the whole track, dBFS: a quiet room."""
+SPEECH_TOP_DB = 40.0
+"""A clip's speech: its frames within this of its loudest frame, dB."""
+PAUSE_MARGIN_SECONDS = 0.6
+"""A result counts as over a pause from this long after one clip's speech (the endpointer's
+hangover) to the next clip's, seconds."""
 NOISE_SEED = 7
 
 
@@ -75,12 +77,8 @@ class Placed:
     start: float
     end: float
     speech_start: float
-    """First and last frame within ``TOP_DB`` of the clip's loudest frame."""
+    """First and last frame within ``SPEECH_TOP_DB`` of the clip's loudest frame."""
     speech_end: float
-    sound_start: float
-    """First and last frame louder than the noise floor by ``SOUND_MARGIN_DB``: breaths and
-    the tails of words included (at least the speech)."""
-    sound_end: float
 
 
 @dataclass(frozen=True)
@@ -89,12 +87,10 @@ class ClipOutcome:
 
     placed: Placed
     predicted: str | None
-    """Majority label over the clip's windows with speech; None when none had speech."""
-    windows: int
-    """Windows that hold at least ``MIN_OVERLAP_SECONDS`` of this clip's speech (more than
-    of any other clip's)."""
-    speech_windows: int
-    votes: dict[str, int]
+    """The emotion of the utterances found in the clip (their speech-weighted average, as
+    ``edge-ser predict`` combines a file's utterances); None when none was found."""
+    utterances: int
+    confidence: float | None
 
     @property
     def correct(self) -> bool:
@@ -111,7 +107,7 @@ def choose_clips(utterances: Sequence[Utterance], n: int, *, labels: Sequence[st
     """``n`` clips of different emotions (cycling when ``n`` exceeds them), deterministically.
 
     Emotion ``i`` (in RAVDESS order, restricted to ``labels``) comes from the ``i + offset``-th
-    actor, preferring ``prefer_speakers`` when any are present: statement 1, first
+    speaker, only ``prefer_speakers`` when any are present: RAVDESS statement 1, first
     repetition, strong intensity when the emotion has one (neutral has not).
     """
     emotions = [e for e in EMOTIONS if e in labels]
@@ -124,8 +120,8 @@ def choose_clips(utterances: Sequence[Utterance], n: int, *, labels: Sequence[st
         return []
 
     def rank(u: Utterance) -> tuple:
-        return (u.intensity != "strong", u.statement != "Kids are talking by the door",
-                u.path.name)
+        return (u.channel == "song", u.intensity not in ("strong", None),
+                u.statement not in ("Kids are talking by the door", None), u.path.name)
 
     chosen: list[Utterance] = []
     for i in range(n):
@@ -140,19 +136,14 @@ def choose_clips(utterances: Sequence[Utterance], n: int, *, labels: Sequence[st
     return chosen
 
 
-def active_span(x: np.ndarray, rate: int, *, threshold_db: float | None = None,
-                ) -> tuple[float, float]:
-    """Start and end of the active part of a clip, seconds: the first and last frame (25 ms
-    every 10 ms) louder than ``threshold_db`` dBFS, or, by default, within ``TOP_DB`` dB of
-    the loudest frame (the speech, by the rule of the clip onset in ``edge.clip``). A clip
-    with no frame above the threshold gives its speech."""
-    frame = max(1, int(round(ENERGY_FRAME_SECONDS * rate)))
-    hop = max(1, int(round(ENERGY_HOP_SECONDS * rate)))
-    db = frame_energy_db(x, frame_length=frame, hop_length=hop)
-    active = np.flatnonzero(db >= (db.max() - TOP_DB if threshold_db is None else threshold_db))
-    if active.size == 0:
-        return active_span(x, rate)
-    return active[0] * hop / rate, min(x.size, active[-1] * hop + frame) / rate
+def speech_span(x: np.ndarray, rate: int) -> tuple[float, float]:
+    """First and last frame of a clip within ``SPEECH_TOP_DB`` of its loudest (speech-band
+    levels, :mod:`edge.levels`), seconds."""
+    fe = FrontendConfig(sample_rate=rate, fmax=min(8000.0, rate / 2))
+    levels = frame_levels(mel_power(x, fe), fe)
+    inside = np.flatnonzero(levels >= levels.max() - SPEECH_TOP_DB)
+    hop = fe.hop_length / rate
+    return float(inside[0] * hop), float(inside[-1] * hop + fe.frame_length / rate)
 
 
 def build_track(clips: Sequence[tuple[Utterance, np.ndarray]], rate: int, *,
@@ -160,7 +151,7 @@ def build_track(clips: Sequence[tuple[Utterance, np.ndarray]], rate: int, *,
                 noise_db: float = NOISE_DB, seed: int = NOISE_SEED,
                 ) -> tuple[np.ndarray, list[Placed]]:
     """One recording: lead, clip, gap, clip, ..., lead; white noise at ``noise_db`` dBFS
-    under all of it.
+    under all of it (a room is never digitally silent).
 
     Parameters
     ----------
@@ -179,11 +170,9 @@ def build_track(clips: Sequence[tuple[Utterance, np.ndarray]], rate: int, *,
         if i:
             pieces.append(np.zeros(gap, dtype=np.float32))
             position += gap
-        s0, s1 = active_span(x, rate)
-        a0, a1 = active_span(x, rate, threshold_db=noise_db + SOUND_MARGIN_DB)
+        s0, s1 = speech_span(x, rate)
         at = position / rate
-        placed.append(Placed(utterance, at, at + x.size / rate, at + s0, at + s1,
-                             at + min(a0, s0), at + max(a1, s1)))
+        placed.append(Placed(utterance, at, at + x.size / rate, at + s0, at + s1))
         pieces.append(np.asarray(x, dtype=np.float32))
         position += x.size
     pieces.append(np.zeros(lead, dtype=np.float32))
@@ -194,77 +183,40 @@ def build_track(clips: Sequence[tuple[Utterance, np.ndarray]], rate: int, *,
 
 
 # --------------------------------------------------------------------------------------
-# Mapping the stream's windows to clips
+# Mapping the stream's utterances to clips
 # --------------------------------------------------------------------------------------
 
 
-def overlap(a0: float, a1: float, b0: float, b1: float) -> float:
-    return max(0.0, min(a1, b1) - max(a0, b0))
-
-
-def clip_of_window(t: float, window_seconds: float, placed: Sequence[Placed], *,
-                   min_overlap: float = MIN_OVERLAP_SECONDS) -> int | None:
-    """Index of the clip whose speech the window ending at ``t`` holds most of (at least
-    ``min_overlap`` seconds), else None."""
-    shares = [overlap(t - window_seconds, t, p.speech_start, p.speech_end) for p in placed]
-    if not shares:
-        return None
-    best = int(np.argmax(shares))
-    return best if shares[best] >= min_overlap else None
-
-
-def pause_of_window(t: float, window_seconds: float, placed: Sequence[Placed], *,
-                    margin: float = 0.0) -> int | None:
-    """``i`` when the window ending at ``t`` lies between the sound of clips ``i`` and
-    ``i + 1`` (with ``margin`` seconds to spare on both sides), holding only the noise
-    floor; else None (the lead-in and lead-out are not pauses)."""
-    for i in range(len(placed) - 1):
-        if (placed[i].sound_end <= t - window_seconds - margin
-                and t + margin <= placed[i + 1].sound_start):
-            return i
-    return None
-
-
-def is_pause(t: float, window_seconds: float, placed: Sequence[Placed], *,
-             margin: float = 0.0) -> bool:
-    """Does the window ending at ``t`` lie in a pause (see :func:`pause_of_window`)?"""
-    return pause_of_window(t, window_seconds, placed, margin=margin) is not None
-
-
-def outcomes(hops: Sequence[dict[str, Any]], placed: Sequence[Placed],
-             window_seconds: float, *, shift: float = 0.0) -> list[ClipOutcome]:
-    """Per clip: the majority label over its windows with speech.
-
-    ``hops`` are ``edge-ser listen --json`` objects; a hop's window is ``[t - window, t]`` in
-    the stream, ``t - shift`` in the track (``shift``: where the track starts in the stream).
-    Ties go to the label with the larger summed confidence.
-    """
-    votes: list[Counter] = [Counter() for _ in placed]
-    weight: list[Counter] = [Counter() for _ in placed]
-    counts = [[0, 0] for _ in placed]
-    for hop in hops:
-        i = clip_of_window(float(hop["t"]) - shift, window_seconds, placed)
-        if i is None:
+def outcomes(results: Sequence[dict[str, Any]], placed: Sequence[Placed], *,
+             shift: float = 0.0) -> list[ClipOutcome]:
+    """Per clip: the final results (``edge-ser listen --json`` objects with ``event``
+    ``final``) whose utterance overlaps the clip's audio, combined as ``predict`` combines
+    a file's utterances. ``shift``: where the track starts in the stream, seconds."""
+    finals = [r for r in results if r.get("event") == "final"]
+    out = []
+    for p in placed:
+        mine = [f for f in finals
+                if f["start"] - shift < p.end and f["end"] - shift > p.start]
+        if not mine:
+            out.append(ClipOutcome(p, None, 0, None))
             continue
-        counts[i][0] += 1
-        if hop.get("speech") and hop.get("label"):
-            counts[i][1] += 1
-            votes[i][hop["label"]] += 1
-            weight[i][hop["label"]] += float(hop.get("confidence") or 0.0)
-    result = []
-    for i, p in enumerate(placed):
-        ranked = sorted(votes[i], key=lambda k: (-votes[i][k], -weight[i][k], k))
-        result.append(ClipOutcome(p, ranked[0] if ranked else None, counts[i][0],
-                                  counts[i][1], dict(votes[i])))
-    return result
+        labels = list(mine[0]["probs"])
+        w = np.array([max(float(f["speech_seconds"]), 1e-3) for f in mine])
+        probs = (np.array([[f["probs"][k] for k in labels] for f in mine]) * w[:, None]
+                 ).sum(axis=0) / w.sum()
+        top = int(np.argmax(probs))
+        out.append(ClipOutcome(p, labels[top], len(mine), float(probs[top])))
+    return out
 
 
-def pause_hops(hops: Sequence[dict[str, Any]], placed: Sequence[Placed],
-               window_seconds: float, *, shift: float = 0.0,
-               margin: float = 0.0) -> list[dict[str, Any]]:
-    """The hops whose window lies in a pause between clips (see :func:`is_pause`)."""
-    return [h for h in hops
-            if is_pause(float(h["t"]) - shift, window_seconds, placed, margin=margin)]
+def pause_results(results: Sequence[dict[str, Any]], placed: Sequence[Placed], *,
+                  shift: float = 0.0, margin: float = PAUSE_MARGIN_SECONDS
+                  ) -> list[dict[str, Any]]:
+    """The per-hop results (``no_speech`` or ``interim``) decided in a pause between two
+    clips' speech, ``margin`` seconds after the first."""
+    spans = [(a.speech_end + margin, b.speech_start) for a, b in zip(placed, placed[1:])]
+    return [r for r in results if r.get("event") in ("no_speech", "interim")
+            and any(s <= float(r["t"]) - shift <= e for s, e in spans)]
 
 
 # --------------------------------------------------------------------------------------
@@ -318,39 +270,36 @@ def stream_listen(track: Path, model: Path, *, hop: float | None = None,
 # --------------------------------------------------------------------------------------
 
 
-def track_line(hop: dict[str, Any], placed: Sequence[Placed], window_seconds: float) -> str:
-    """One line of the live track: time, which clip's speech the window holds, the result."""
-    t = float(hop["t"])
-    i = clip_of_window(t, window_seconds, placed)
-    where = f"clip {i + 1} ({placed[i].utterance.label})" if i is not None else (
-        "pause" if is_pause(t, window_seconds, placed) else "")
-    if not hop.get("speech"):
-        said = "· no speech"
-    else:
-        confidence = float(hop.get("confidence") or 0.0)
-        filled = int(round(confidence * 10))
-        bar = "#" * filled + "-" * (10 - filled)
-        flag = "  (uncertain)" if hop.get("uncertain") else ""
-        said = f"{hop.get('label') or '?':<10} {confidence:4.2f} {bar}{flag}"
-    return f"{t:6.1f} s  {where:<20}  {said}"
+def track_line(result: dict[str, Any], placed: Sequence[Placed]) -> str:
+    """One line per finished utterance: its span, which clip it is in, the emotion."""
+    start, end = float(result["start"]), float(result["end"])
+    inside = [i for i, p in enumerate(placed) if start < p.end and end > p.start]
+    where = (f"clip {inside[0] + 1} ({placed[inside[0]].utterance.label})" if inside
+             else "outside the clips")
+    confidence = float(result.get("confidence") or 0.0)
+    filled = int(round(confidence * 10))
+    bar = "#" * filled + "-" * (10 - filled)
+    flag = "  (uncertain)" if result.get("uncertain") else ""
+    return (f"{start:6.1f}-{end:5.1f} s  {where:<22}  {result.get('label') or '?':<10}"
+            f" {confidence:4.2f} {bar}{flag}")
 
 
 def report(results: Sequence[ClipOutcome], pauses: Sequence[dict[str, Any]],
-           pauses_covered: int, training_note: str) -> str:
+           training_note: str) -> str:
     """The closing table, the pause verdict and the accuracy line."""
-    lines = ["", f"{'#':>2}  {'clip':<28}  {'true':<10}  {'predicted':<10}  windows", ""]
+    lines = ["", f"{'#':>2}  {'clip':<28}  {'true':<10}  {'heard':<10}  utterances", ""]
     for i, r in enumerate(results, 1):
         u = r.placed.utterance
         mark = "ok" if r.correct else "--"
         lines.append(f"{i:>2}  {u.path.name:<28}  {u.label:<10}  {r.predicted or '-':<10}"
-                     f"  {r.speech_windows}/{r.windows} with speech  {mark}")
+                     f"  {r.utterances}  {mark}")
     right = sum(r.correct for r in results)
-    silent = sum(not h.get("speech") for h in pauses)
+    silent = sum(h.get("event") == "no_speech" for h in pauses)
     lines += [
         "",
         f"clips right: {right} of {len(results)}",
-        f"pauses: {silent} of {len(pauses)} windows that hold only the noise floor between"
-        f" clips ({pauses_covered} of {len(results) - 1} pauses) said `speech: false`",
+        f"pauses: {silent} of {len(pauses)} results decided in the pauses between clips said"
+        " no_speech",
         training_note,
     ]
     return "\n".join(lines)
@@ -385,9 +334,9 @@ def fail(message: str, code: int) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--data", type=click.Path(path_type=Path), envvar=DATA_ENV,
-              default=DEFAULT_DATA, show_default="$SER_DATA or ../shared/data/...",
-              help="RAVDESS speech directory (Actor_XX/*.flac or *.wav).")
+@click.option("--data", "data", multiple=True, type=click.Path(path_type=Path),
+              help="Corpus directory (repeatable).  [default: $SER_DATA or"
+                   " ../shared/data/ravdess-speech-16k, and savee-16k beside it if there]")
 @click.option("--model", "-m", metavar="MODEL",
               help="Model bundle path or shipped name.  [default: the shipped default]")
 @click.option("--clips", "n_clips", type=click.IntRange(1, 32), default=8, show_default=True,
@@ -395,14 +344,14 @@ def fail(message: str, code: int) -> None:
 @click.option("--gap", type=click.FloatRange(min=0.0), default=GAP_SECONDS,
               show_default=True, help="Pause between clips, seconds.")
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Start with the offset-th actor (another set of speakers).")
+              help="Start with the offset-th speaker (another set of speakers).")
 @click.option("--mic/--replay", default=None,
               help="Listen live to the microphone, or replay clips.  [default: live on an"
                    " interactive terminal with an input device, else replay]")
 @click.option("--json", "as_json", is_flag=True,
               help="Replay only: print one JSON report on stdout instead of the track and"
                    " table.")
-def main(data: Path, model: str | None, n_clips: int, gap: float, offset: int,
+def main(data: tuple[Path, ...], model: str | None, n_clips: int, gap: float, offset: int,
          mic: bool | None, as_json: bool) -> None:
     """The edge-ser demo: live emotion from a microphone, or a replay of real speech.
 
@@ -410,11 +359,11 @@ def main(data: Path, model: str | None, n_clips: int, gap: float, offset: int,
     Live (--mic, or by default on an interactive terminal with an input device):
       `edge-ser listen` on the default microphone with the model; Ctrl-C stops it.
     Replay (--replay, or by default without a terminal or a microphone):
-      CLIPS RAVDESS clips of different emotions from --data, with GAP seconds of quiet
-      noise between them, streamed through `edge-ser listen --file TRACK --fast --json`;
-      prints the track as it is recognised, then per clip the true and the reported
-      emotion (the majority of the windows holding the clip's speech), whether the
-      pauses said `speech: false`, and whether the speakers were in the model's training.
+      CLIPS clips of different emotions (speakers the model never heard when the data has
+      any), with GAP seconds of a quiet room between them, streamed through
+      `edge-ser listen --file TRACK --fast --json`; prints each utterance as listen
+      finishes it, then per clip the true and the heard emotion, whether the pauses said
+      no_speech, and whether the speakers were in the model's training.
 
     Exit codes: 0 ok, 1 failure, 2 bad input (no data, a bad model), 130 Ctrl-C.
     """
@@ -432,32 +381,42 @@ def main(data: Path, model: str | None, n_clips: int, gap: float, offset: int,
         sys.stdout.flush()
         os.execv(command[0], command)  # edge-ser itself gets Ctrl-C and prints its summary
     try:
-        replay(data, bundle, n_clips=n_clips, gap=gap, offset=offset, as_json=as_json)
+        replay(data_dirs(data), bundle, n_clips=n_clips, gap=gap, offset=offset,
+               as_json=as_json)
     except EdgeSerError as e:
         fail(str(e), e.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", EXIT_INTERRUPTED)
 
 
-def replay(data: Path, bundle: Bundle, *, n_clips: int, gap: float, offset: int,
+def data_dirs(given: tuple[Path, ...]) -> list[Path]:
+    """The corpora to draw clips from: ``--data``, else $SER_DATA (or the default) and the
+    other shared corpora beside it that exist."""
+    if given:
+        return list(given)
+    first = Path(os.environ.get(DATA_ENV) or DEFAULT_DATA)
+    return [first] + [first.parent / n for n in OTHER_DATA if (first.parent / n).is_dir()]
+
+
+def replay(data: Sequence[Path], bundle: Bundle, *, n_clips: int, gap: float, offset: int,
            as_json: bool) -> None:
-    if not data.is_dir():
-        raise ConfigError(f"no RAVDESS data at {data}; set {DATA_ENV} to the directory of"
-                           " Actor_XX folders (or pass --data)")
+    for d in data:
+        if not d.is_dir():
+            raise ConfigError(f"no speech data at {d}; set {DATA_ENV} to a corpus directory"
+                              " (RAVDESS Actor_XX folders) or pass --data")
     meta = bundle.metadata
     rate = meta.features.frontend.sample_rate
-    window = meta.features.window_seconds
-    corpus = read_ravdess(data)
-    if not corpus.utterances:
-        raise ConfigError(f"no RAVDESS speech files under {data}")
+    utterances = [u for d in data for u in read_corpus(d).utterances]
+    if not utterances:
+        raise ConfigError(f"no labelled speech files under {', '.join(map(str, data))}")
     trained = set(meta.training.get("train_speakers") or []) | set(
         meta.training.get("val_speakers") or [])
-    held_out = [s for s in corpus.speakers if trained and s not in trained]
-    chosen = choose_clips(corpus.utterances, n_clips, labels=meta.labels,
+    held_out = sorted({u.speaker for u in utterances if trained and u.speaker not in trained})
+    chosen = choose_clips(utterances, n_clips, labels=meta.labels,
                           prefer_speakers=held_out, offset=offset)
     if not chosen:
-        raise ConfigError(f"no clips under {data} carry the model's labels"
-                           f" ({', '.join(meta.labels)})")
+        raise ConfigError(f"no clips under {', '.join(map(str, data))} carry the model's"
+                          f" labels ({', '.join(meta.labels)})")
     clips = [(u, load(u.path, rate)) for u in chosen]
     track, placed = build_track(clips, rate, gap_seconds=gap)
     note = training_note(bundle, (u.speaker for u in chosen))
@@ -468,20 +427,19 @@ def replay(data: Path, bundle: Bundle, *, n_clips: int, gap: float, offset: int,
     tmp = Path(tempfile.mkdtemp(prefix="edge-ser-demo-"))
     try:
         wav = write_wav(tmp / "track.wav", track, rate)
-        hops = []
+        results = []
         summary: dict[str, Any] = {}
         for obj in stream_listen(wav, bundle.path):
             if "summary" in obj:
                 summary = obj["summary"]
                 continue
-            hops.append(obj)
-            if not as_json:
-                click.echo(track_line(obj, placed, window), file=out)
+            results.append(obj)
+            if not as_json and obj.get("event") == "final":
+                click.echo(track_line(obj, placed), file=out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    results = outcomes(hops, placed, window)
-    pauses = pause_hops(hops, placed, window)
-    covered = len({pause_of_window(float(h["t"]), window, placed) for h in pauses})
+    per_clip = outcomes(results, placed)
+    pauses = pause_results(results, placed)
     if as_json:
         click.echo(json.dumps({
             "model": str(bundle.path),
@@ -489,17 +447,18 @@ def replay(data: Path, bundle: Bundle, *, n_clips: int, gap: float, offset: int,
             "clips": [{
                 "file": r.placed.utterance.path.name, "speaker": r.placed.utterance.speaker,
                 "true": r.placed.utterance.label, "predicted": r.predicted,
-                "correct": r.correct, "windows": r.windows,
-                "speech_windows": r.speech_windows, "votes": r.votes,
+                "correct": r.correct, "utterances": r.utterances,
+                "confidence": r.confidence,
                 "start": round(r.placed.start, 3), "end": round(r.placed.end, 3),
-            } for r in results],
-            "pauses": {"pauses": len(placed) - 1, "covered": covered, "windows": len(pauses),
-                       "speech_false": sum(not h.get("speech") for h in pauses)},
-            "windows": len(hops),
+            } for r in per_clip],
+            "pauses": {"pauses": len(placed) - 1, "results": len(pauses),
+                       "no_speech": sum(h.get("event") == "no_speech" for h in pauses)},
+            "finals": sum(r.get("event") == "final" for r in results),
+            "held_out_speakers": bool(held_out),
             "note": note,
         }))
     else:
-        click.echo(report(results, pauses, covered, note))
+        click.echo(report(per_clip, pauses, note))
         if summary.get("wall_seconds"):
             click.echo(f"listen: {summary['audio_seconds']:.1f} s of audio in"
                        f" {summary['wall_seconds']:.1f} s, {summary['overruns']} overruns")
