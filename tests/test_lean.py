@@ -38,8 +38,9 @@ LEAN_VENV_SH = REPO / "tools" / "lean_venv.sh"
 
 FORBIDDEN = ("tensorflow", "keras", "tf_keras", "librosa", "scipy", "sklearn", "soundfile",
              "numba", "matplotlib", "pandas", "python_speech_features", "sounddevice",
-             "train", "export", "benchmarks")
-"""Top-level modules an edge command on WAV input must not import (not even try to)."""
+             "paho", "train", "export", "benchmarks")
+"""Top-level modules an edge command on WAV input must not import (not even try to); paho
+(MQTT) only with ``listen --mqtt``."""
 LEAN_KINDS = ("litert", "tflite-runtime")
 BACKEND = {"dev": "ai-edge-litert", "litert": "ai-edge-litert",
            "tflite-runtime": "tflite-runtime"}
@@ -267,6 +268,24 @@ def test_console_script_imports_nothing_heavy(venv, inputs, name):
         assert "sounddevice" in modules
     else:
         check_outputs(name, run.stdout)
+
+
+@pytest.mark.parametrize("kind", LEAN_KINDS)
+def test_listen_mqtt_without_paho_names_the_extra(inputs, kind):
+    """The edge install has no MQTT client: ``listen --mqtt`` says which extra to install,
+    in one line, exit 2, before loading anything."""
+    python = build_lean_venv(kind)
+    probe = subprocess.run([str(python), "-c", "import importlib.util as u;"
+                            " print(u.find_spec('paho') is None)"],
+                           capture_output=True, text=True, timeout=60)
+    assert probe.stdout.strip() == "True", f"{kind}: paho-mqtt is installed in the lean venv"
+    run = subprocess.run([str(python.with_name("edge-ser")), "listen", "--file",
+                          inputs["track"], "--fast", "--model", inputs["model"],
+                          "--mqtt", "mqtt://localhost"], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr == ("edge-ser: --mqtt needs paho-mqtt: pip install 'edge-ser[mqtt]'\n")
+    assert run.stdout == ""
 
 
 def predictions(python: Path, inputs: dict[str, str]) -> list[dict]:

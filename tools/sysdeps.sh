@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages edge-ser's microphone path and its tests use, when missing:
-# PortAudio (sounddevice's backend) and PulseAudio (the virtual microphone in the tests).
+# PortAudio (sounddevice's backend), PulseAudio (the virtual microphone in the tests), and
+# the mosquitto MQTT broker and openssl (the `listen --mqtt` tests start their own broker,
+# with a CA they make, on free ports; they never use the system service).
 set -euo pipefail
 need=()
-for pkg in libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins; do
+for pkg in libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins mosquitto openssl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
