@@ -213,6 +213,42 @@ def _check_file(p: Path) -> None:
         raise AudioError(f"{p}: cannot read ({e.strerror})") from None
 
 
+class WavWriter:
+    """A mono WAV written block by block (a recording of a live stream): 32-bit IEEE float,
+    so that what is read back is exactly what was written; the sizes in the header are
+    rewritten after every block, so the file is valid even if the process is killed."""
+
+    def __init__(self, path: str | os.PathLike, rate: int) -> None:
+        self.path = Path(path)
+        try:
+            self._file = open(self.path, "wb")  # noqa: SIM115 (owned until close())
+        except OSError as e:
+            raise AudioError(f"{path}: cannot write ({e.strerror})") from None
+        self.rate = int(rate)
+        self.frames = 0
+        self._header()
+
+    def _header(self) -> None:
+        data = self.frames * 4
+        fmt = struct.pack("<HHIIHH", _FLOAT, 1, self.rate, self.rate * 4, 4, 32)
+        self._file.seek(0)
+        self._file.write(b"RIFF" + struct.pack("<I", 36 + data) + b"WAVEfmt "
+                         + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", data))
+
+    def write(self, block: np.ndarray) -> None:
+        """Append mono float samples."""
+        x = np.asarray(block, dtype="<f4").ravel()
+        self._file.seek(0, os.SEEK_END)
+        self._file.write(x.tobytes())
+        self.frames += x.size
+        self._header()
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
 def _open_soundfile(path: Path):
     try:
         import soundfile

@@ -47,6 +47,12 @@ class _Group(click.Group):
         except KeyboardInterrupt:  # outside listen's own handling (e.g. in predict)
             _warn("interrupted")
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:  # the reader went away: `edge-ser listen --json | head -1`
+            # quietly, with the status a shell gives a writer killed by SIGPIPE (click would
+            # say 1); stdout now points at /dev/null so the final flush cannot fail again
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -111,6 +117,9 @@ def cli() -> None:
               help="Read raw signed 16-bit little-endian mono PCM at RATE Hz from stdin.")
 @click.option("--duration", type=click.FloatRange(min=0.0, min_open=True), metavar="SECONDS",
               help="Stop after this many seconds of audio (exit 0, with the summary).")
+@click.option("--record", metavar="FILE.wav",
+              help="Also write the audio as it was heard (the source's rate, 32-bit float"
+                   " WAV): `edge-ser predict FILE.wav` then gives the same utterances.")
 @threads_option
 @click.option("--mqtt", "mqtt_url", metavar="URL",
               help="Also publish the results to an MQTT broker: mqtt://HOST[:1883] or"
@@ -150,7 +159,8 @@ def cli() -> None:
                    "  [default: 5]")
 def listen(model: str | None, device: str | None, as_json: bool, hop: float | None,
            threshold: float, file: str | None, fast: bool, stdin_raw: int | None,
-           duration: float | None, threads: int, **mqtt_options: Any) -> None:
+           duration: float | None, record: str | None, threads: int,
+           **mqtt_options: Any) -> None:
     """Stream audio through the model: one emotion per utterance, live.
 
     The stream is cut into utterances where the speaker pauses (0.4 s of silence); while
@@ -202,6 +212,7 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
         mqtt_config = config_from_options(**mqtt_options)
         import_paho()  # before the model loads: a missing extra is said at once
     from edge.live import Listener, LiveView
+    from edge.native_stderr import quiet_native_stderr
     from edge.recognizer import Recognizer
     from edge.shipped import load_model_bundle
     from edge.sources import FileSource, MicSource, stdin_source
@@ -209,7 +220,9 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
     bundle = load_model_bundle(model)
     rate = bundle.metadata.features.frontend.sample_rate
     if file is not None:
-        source = FileSource(file, realtime=not fast)
+        fe = bundle.metadata.features.frontend
+        source = FileSource(file, realtime=not fast,
+                            min_seconds=fe.frame_length / fe.sample_rate)
     elif stdin_raw is not None:
         source = stdin_source(stdin_raw)
     else:
@@ -231,21 +244,30 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
             view.show(r)
             sink.publish(r)
 
+    recorder = None
+    if record is not None:
+        from edge.audio import WavWriter
+
+        recorder = WavWriter(record, source.info.sample_rate)
     listener = Listener(recognizer, source, on_result=on_result, started=_IMPORTED_AT,
-                        max_seconds=duration)
+                        max_seconds=duration, record=None if recorder is None else recorder.write)
     if not as_json:
         _warn(f"listening to {source.info.name} at {source.info.sample_rate} Hz with"
               f" {bundle.path.name} ({bundle.metadata.kind}, {bundle.metadata.quantization});"
               " Ctrl-C to stop")
     failure = None
+    quiet = quiet_native_stderr() if isinstance(source, MicSource) else \
+        contextlib.nullcontext()
     try:
-        with _sigterm_as_stop():
+        with quiet, _sigterm_as_stop():
             try:
                 interrupted = listener.run()
             except DeviceLost as e:
                 interrupted, failure = False, e
     finally:
         view.close()
+        if recorder is not None:
+            recorder.close()
     summary = listener.summary(interrupted=interrupted)
     if sink is not None:
         summary.extra["mqtt"] = sink.close(summary.to_dict())
@@ -456,11 +478,4 @@ def _describe(value: Any) -> str:
 
 def main() -> None:
     """Console-script entry point."""
-    try:
-        cli(prog_name=PROG)
-    except BrokenPipeError:  # the reader went away: `edge-ser listen --json | head -1`
-        # quietly, with the status a shell gives a writer killed by SIGPIPE; stdout is
-        # pointed at /dev/null so the interpreter's final flush cannot fail again
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(EXIT_BROKEN_PIPE)
+    cli(prog_name=PROG)

@@ -138,6 +138,8 @@ class EndpointEvent:
     kind: Literal["start", "end"]
     frame: int
     segment: Segment
+    noise_floor_db: float
+    """The noise floor when it was decided, dB."""
 
 
 class Endpointer:
@@ -232,7 +234,7 @@ class Endpointer:
                         and self._peak >= self._quieter_limit()):
                     self._confirmed, self._confirmed_at = True, self._t
                     self._first, self._onset_peak = self._refined_onset(), self._peak
-                    events.append(EndpointEvent("start", self._t, self.active))
+                    events.append(EndpointEvent("start", self._t, self.active, self._floor))
             elif self._triggered and t - self._last >= self._min_silence:
                 events.extend(self._close(self._last + 1 + self._pad))
             if self._confirmed and self._t - self._start() >= self._max_frames:
@@ -280,7 +282,7 @@ class Endpointer:
         if not confirmed:
             return []
         self._previous_end, self._previous_peak = end, self._peak
-        return [EndpointEvent("end", self._t, segment)]
+        return [EndpointEvent("end", self._t, segment, self._floor)]
 
 
 def speech_segments(levels: np.ndarray, config: EndpointConfig,

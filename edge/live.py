@@ -85,14 +85,19 @@ class Listener:
         ``time.monotonic()`` at process start, for the time to the first result.
     max_seconds : float or None
         Stop (normally) after this much audio, seconds at the model's rate.
+    record : callable or None
+        Called with every block of source audio (at the source's rate) before it is
+        processed, e.g. :meth:`edge.audio.WavWriter.write`.
     """
 
     def __init__(self, recognizer: Recognizer, source: Source, *,
                  on_result: Callable[[Result], None], started: float | None = None,
-                 ring_seconds: float = RING_SECONDS, max_seconds: float | None = None) -> None:
+                 ring_seconds: float = RING_SECONDS, max_seconds: float | None = None,
+                 record: Callable[[np.ndarray], None] | None = None) -> None:
         self.recognizer = recognizer
         self.source = source
         self.on_result = on_result
+        self.record = record
         self.started = time.monotonic() if started is None else started
         self.ring = RingBuffer(int(ring_seconds * source.info.sample_rate))
         self.max_samples = (None if max_seconds is None
@@ -124,6 +129,8 @@ class Listener:
                 if self.max_samples is not None:
                     block = block[:self._remaining_input()]
                 if block.size:
+                    if self.record is not None:
+                        self.record(block)
                     self._process(self.recognizer.push, block)
                 if self.max_samples is not None and self._remaining_input() == 0:
                     break

@@ -281,7 +281,7 @@ class Recognizer:
         seg = event.segment
         scores = self.classifier.classify_utterance(*self._frames_of(seg))
         result = self._result("final", self._seconds_at(event.frame), self._utterances, seg,
-                              scores)
+                              scores, event.noise_floor_db)
         self._utterances += 1
         self.stats.utterances += 1
         self.stats.uncertain_utterances += result.uncertain
@@ -290,7 +290,7 @@ class Recognizer:
         return result
 
     def _result(self, event: Event, t: float, number: int, seg: Segment,
-                scores: UtteranceScores) -> Result:
+                scores: UtteranceScores, noise_floor_db: float | None = None) -> Result:
         top = int(np.argmax(scores.probs))
         confidence = float(scores.probs[top])
         return Result(
@@ -302,7 +302,8 @@ class Recognizer:
             scores=None if scores.scores is None else [[int(v) for v in s]
                                                        for s in scores.scores],
             speech_seconds=seg.speech_frames / self.spec.frames_per_second,
-            noise_floor_db=self._endpointer.noise_floor_db,
+            noise_floor_db=(self._endpointer.noise_floor_db if noise_floor_db is None
+                            else noise_floor_db),
         )
 
     def _seconds_at(self, frames: int) -> float:

@@ -190,10 +190,14 @@ class FileSource(_ThreadSource):
     """
 
     def __init__(self, path: str | os.PathLike, *, realtime: bool = True,
-                 block_seconds: float = 0.032) -> None:
+                 block_seconds: float = 0.032, min_seconds: float = 0.0) -> None:
         super().__init__(block_seconds)
         self._stream = AudioStream(path)  # refuses a missing, empty or non-audio file now
         rate = self._stream.sample_rate
+        if self._stream.frames < max(1, int(np.ceil(min_seconds * rate))):
+            self._stream.close()
+            raise AudioError(f"{path}: too short ({self._stream.frames} samples at {rate} Hz;"
+                             f" need at least {min_seconds * 1000:.0f} ms)")
         self._stream.block_frames = max(1, int(round(block_seconds * rate)))
         self.info = SourceInfo(str(path), rate)
         self.realtime = realtime
@@ -210,6 +214,10 @@ class FileSource(_ThreadSource):
                     if delay > 0:
                         self._stop.wait(delay)
                 x = to_mono(block)
+                if not np.isfinite(x).all():
+                    raise AudioError(f"{self.info.name}: NaN or infinite samples at"
+                                     f" {done / self.info.sample_rate:.1f} s; the recording is"
+                                     " corrupt")
                 done += x.size
                 ring.write(x, block_until_space=not self.realtime)
 

@@ -216,6 +216,36 @@ def test_ctrl_c_ends_with_a_summary_and_130(model, wavs):
     assert last.startswith("edge-ser: stopped:") and "overruns" in last
 
 
+def test_sigterm_ends_like_ctrl_c_but_as_a_clean_stop(model, wavs):
+    """How systemd stops the README's unit: the summary line, the summary object, exit 0."""
+    proc = subprocess.Popen([str(EDGE_SER), "listen", "--file", str(wavs[2]), "--json",
+                             "--model", model], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=ENV)
+    try:
+        json.loads(proc.stdout.readline())
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    summary = json.loads(out.decode().splitlines()[-1])["summary"]
+    assert summary["interrupted"] and summary["stopped_by"] == "SIGTERM"
+    assert err.decode().strip().splitlines()[-1].startswith("edge-ser: stopped:")
+
+
+def test_a_closed_pipe_ends_quietly_with_the_status_a_shell_expects(model, wavs):
+    """`edge-ser listen --json ... | head -1`: 141 (128 + SIGPIPE), nothing on stderr."""
+    shell = (f"{EDGE_SER} listen --file {wavs[0]} --json --model {model} | head -1 >/dev/null;"
+             " echo ${PIPESTATUS[0]}")
+    r = subprocess.run(["bash", "-c", shell], capture_output=True, env=ENV, timeout=60)
+    assert r.stdout.decode().strip() == "141", r.stderr
+    assert r.stderr == b""
+    shell = (f"{EDGE_SER} predict {wavs[0]} {wavs[1]} {wavs[2]} --json --model {model}"
+             " | head -c 10 >/dev/null; echo ${PIPESTATUS[0]}")
+    r = subprocess.run(["bash", "-c", shell], capture_output=True, env=ENV, timeout=60)
+    assert r.stdout.decode().strip() in ("0", "141") and b"Traceback" not in r.stderr
+
+
 def test_no_microphone_is_one_line_suggesting_file_and_devices(model):
     r = edge_ser("listen", "--device", "no-such-device-xyz", "--model", model)
     assert r.returncode == 2
@@ -317,4 +347,5 @@ def test_listen_duration_stops_after_that_much_audio(model, wavs, tmp_path):
     *results, last = lines(r.stdout)
     assert last["summary"]["audio_seconds"] == pytest.approx(7.0, abs=0.01)
     hops = [h for h in results if h["event"] != "final"]
-    assert len(hops) == 14 and hops[-1]["t"] <= 7.0  # every 0.5 s: 0.5 (+ a frame) ... 7.0
+    # a hop every 50 frames; frame k ends 22 ms after 10*k ms: 0.522, 1.022, ... 6.522 s
+    assert len(hops) == 13 and hops[-1]["t"] <= 7.0

@@ -98,7 +98,8 @@ def test_results_in_time_order_with_interims_every_hop(bundle, classifier, speec
     for f in (r for r in results if r.final):
         assert 0 < f.t - f.end <= 0.5
         interims = [r for r in results if r.event == "interim" and r.utterance == f.utterance]
-        assert interims and all(r.start == f.start for r in interims)
+        # the onset may move later while the utterance grows louder (a lead-in noise dropped)
+        assert interims and all(r.start <= f.start for r in interims)
     assert rec.stats.utterances == len(CLIPS) and rec.stats.hops == len(hops)
 
 
@@ -111,9 +112,9 @@ def test_same_results_any_block_size_when_resampling_from_48k(bundle, classifier
         assert run(rec, x48, block) == reference, block
     # and the same utterances as the audio at 16 kHz (band-limited resampling, round trip)
     direct = run(Recognizer(bundle, classifier=classifier), speech[: SR * 10], SR)
-    spans = [(r["start"], r["end"]) for r in direct if r["event"] == "final"]
-    assert [(r["start"], r["end"]) for r in reference if r["event"] == "final"] == \
-        pytest.approx(spans, abs=0.05)
+    spans = [t for r in direct if r["event"] == "final" for t in (r["start"], r["end"])]
+    assert [t for r in reference if r["event"] == "final" for t in (r["start"], r["end"])] \
+        == pytest.approx(spans, abs=0.05)
 
 
 def test_a_quiet_room_and_steady_noise_give_no_speech(bundle, classifier):

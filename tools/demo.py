@@ -116,6 +116,8 @@ def choose_clips(utterances: Sequence[Utterance], n: int, *, labels: Sequence[st
         by_speaker.setdefault(u.speaker, []).append(u)
     preferred = set(prefer_speakers)
     speakers = sorted(s for s in by_speaker if s in preferred) or sorted(by_speaker)
+    present = {u.label for s in speakers for u in by_speaker[s]}
+    emotions = [e for e in emotions if e in present]  # SAVEE has no calm, song no disgust
     if not emotions or not speakers:
         return []
 
