@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -348,6 +349,49 @@ def test_a_broker_that_never_answers_does_not_stop_listen(recording, model, tmp_
     assert summary["mqtt"]["undelivered"] == len(finals)
     assert run.stderr.count("cannot reach") == 1 and "Traceback" not in run.stderr
     assert f"0 of {len(finals)} results published" in run.stderr
+
+
+def test_the_last_will_says_offline_when_listen_dies(model, tmp_path):
+    """``listen`` killed (SIGKILL: no clean close): the broker publishes its last will."""
+    topic = f"{BASE}/availability"
+    with running_broker(tmp_path / "broker") as broker, subscribed(broker, [topic]) as sub:
+        listen = listen_stdin(broker.url, model)
+        try:
+            wait_until(lambda: [m.payload for m in sub.on(topic)] == [b"online"], 30, "online")
+            listen.proc.kill()
+            listen.proc.wait(10)
+            wait_until(lambda: [m.payload for m in sub.on(topic)] == [b"online", b"offline"],
+                       10, "the last will")
+        finally:
+            listen.kill()
+        assert retained(broker, [topic])[topic].payload == b"offline"
+
+
+@data
+def test_sigterm_ends_listen_with_everything_delivered(recording, model, tmp_path):
+    """systemd's stop: SIGTERM ends listen (a real-time replay) with its summary, the
+    queue sent, and offline."""
+    with running_broker(tmp_path / "broker") as broker, \
+            subscribed(broker, ["edge-ser/#"]) as sub:
+        proc = subprocess.Popen([str(EDGE_SER), "listen", "--json", "--file", str(recording),
+                                 "--model", model, "--mqtt", broker.url,
+                                 "--mqtt-device", DEVICE],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_until(lambda: len(emotions(sub)) >= 2, 60, "two finals")
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        assert proc.returncode == 0, err
+        finals, summary = parse(out)
+        wait_until(lambda: len(emotions(sub)) >= len(finals), 10, "the finals")
+        assert [without_meta(p) for p in emotions(sub)] == finals
+    assert summary["mqtt"]["published"] == len(finals) >= 2
+    assert summary["mqtt"]["undelivered"] == 0 and summary["interrupted"]
+    assert [m.payload for m in sub.on(f"{BASE}/availability")] == [b"online", b"offline"]
 
 
 def synthetic_final(i: int) -> Result:
