@@ -264,6 +264,10 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
                 interrupted = listener.run()
             except DeviceLost as e:
                 interrupted, failure = False, e
+    except BaseException:
+        if sink is not None:  # a closed pipe, a failing source: still say `offline`
+            sink.close()
+        raise
     finally:
         view.close()
         if recorder is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import sys
 import threading
@@ -236,9 +237,18 @@ class RawStreamSource(_ThreadSource):
     def _produce(self, ring: RingBuffer) -> None:
         block_bytes = 2 * max(1, int(round(self.block_seconds * self.info.sample_rate)))
         carry = b""
+        fd = _fileno(self.stream)
         while not self._stop.is_set():
-            chunk = self.stream.read1(block_bytes) if hasattr(self.stream, "read1") else \
-                self.stream.read(block_bytes)
+            if fd is not None:
+                # wait for data a little at a time, so that stop() (SIGTERM, Ctrl-C) is never
+                # stuck behind a blocking read of an idle pipe
+                ready, _, _ = select.select([fd], [], [], 0.1)
+                if not ready:
+                    continue
+                chunk = os.read(fd, block_bytes)
+            else:
+                chunk = self.stream.read1(block_bytes) if hasattr(self.stream, "read1") else \
+                    self.stream.read(block_bytes)
             if not chunk:
                 return
             data = carry + chunk
@@ -247,6 +257,15 @@ class RawStreamSource(_ThreadSource):
             if usable:
                 x = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
                 ring.write(x, block_until_space=True)
+
+
+def _fileno(stream: BinaryIO) -> int | None:
+    """The OS file descriptor behind ``stream`` when it has one that ``select`` takes."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return fd if os.name == "posix" else None
 
 
 def stdin_source(rate: int) -> RawStreamSource:

@@ -46,7 +46,7 @@ def make_tiny_run(ravdess_dir: Path, root: Path, *, epochs: int = 6) -> tuple[Pa
     result = CliRunner().invoke(ser_train, [
         "--data", str(data), "--model", "cnn", "--out", str(run), "--folds", "2",
         "--val-speakers", "0", "--epochs", str(epochs), "--no-augment", "--seed", "0",
-        "--cache-dir", str(cache),
+        "--cache-dir", str(cache), "--conditions", "",
     ])
     if result.exit_code != 0:
         raise RuntimeError(f"ser-train failed ({result.exit_code}): {result.output[-2000:]}"

@@ -233,6 +233,30 @@ def test_sigterm_ends_like_ctrl_c_but_as_a_clean_stop(model, wavs):
     assert err.decode().strip().splitlines()[-1].startswith("edge-ser: stopped:")
 
 
+def test_sigterm_while_stdin_is_open_and_idle(model, wavs):
+    """`parec ... | edge-ser listen --stdin-raw` stopped by systemd: the reader is not stuck in
+    a read of the idle pipe; exit 0 with the summary."""
+    from conftest_edge import read_wav16
+
+    pcm = np.round(read_wav16(wavs[0]) * 32768).astype("<i2").tobytes()
+    proc = subprocess.Popen([str(EDGE_SER), "listen", "--stdin-raw", "16000", "--json",
+                             "--model", model], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=ENV)
+    try:
+        proc.stdin.write(pcm)
+        proc.stdin.flush()
+        json.loads(proc.stdout.readline())  # it is processing; stdin stays open, idle
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=20)
+        out, err = proc.stdout.read(), proc.stderr.read()
+    finally:
+        proc.kill()
+    assert code == 0, err
+    assert json.loads(out.decode().splitlines()[-1])["summary"]["stopped_by"] == "SIGTERM"
+    assert b"Fatal" not in err and b"Traceback" not in err
+
+
 def test_a_closed_pipe_ends_quietly_with_the_status_a_shell_expects(model, wavs):
     """`edge-ser listen --json ... | head -1`: 141 (128 + SIGPIPE), nothing on stderr."""
     shell = (f"{EDGE_SER} listen --file {wavs[0]} --json --model {model} | head -1 >/dev/null;"

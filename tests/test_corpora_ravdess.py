@@ -29,9 +29,10 @@ def test_original_release_tree_with_any_extension(tmp_path):
         "Actor_01/03-01-05-02-02-01-01.WAV": ("angry", "strong"),
         "Actor_24/03-01-08-01-01-02-24.wav": ("surprised", "normal"),
         "Actor_24/03-01-02-02-01-01-24.flac": ("calm", "strong"),
+        "Actor_01/03-02-03-01-01-01-01.wav": ("happy", "normal"),  # song, same actor
     }
     skipped = [
-        "Actor_01/03-02-03-01-01-01-01.wav",  # song
+        "Actor_01/03-02-07-01-01-01-01.wav",  # song has no disgust
         "Actor_01/01-01-03-01-01-01-01.wav",  # audio-video
         "Actor_01/03-01-09-01-01-01-01.wav",  # no emotion 09
         "Actor_01/03-01-03-03-01-01-01.wav",  # no intensity 03
@@ -44,7 +45,8 @@ def test_original_release_tree_with_any_extension(tmp_path):
     found = {str(u.path.relative_to(root)): (u.label, u.intensity) for u in corpus.utterances}
     assert found == files
     assert sum(corpus.skipped.values()) == len(skipped)  # notes.txt is not audio at all
-    assert corpus.skipped["song (not speech)"] == 1
+    assert corpus.skipped["unknown emotion code"] == 2
+    assert {u.channel for u in corpus.utterances} == {"speech", "song"}
     assert corpus.speakers == ["ravdess-01", "ravdess-24"]
 
 
@@ -53,3 +55,20 @@ def test_parse_gives_statement_gender_and_reason():
     assert (u.label, u.speaker, u.gender, u.statement) == (
         "fearful", "ravdess-12", "female", "Dogs are sitting by the door")
     assert parse_ravdess_name("03-01-06-01-02-01") == "not a RAVDESS name"
+
+
+def test_the_shared_song_and_savee_trees_read_as_they_are(ravdess_dir):
+    """RAVDESS song (6 emotions, the same actors) and SAVEE (4 speakers, 7 emotions) as
+    ../shared/data holds them; an actor's song and speech share the speaker id."""
+    from train.corpora import read_corpus
+
+    song = read_corpus(ravdess_dir.parent / "ravdess-song-16k")
+    assert song.name == "ravdess" and len(song.utterances) == 44 * len(song.speakers) >= 704
+    assert {u.channel for u in song.utterances} == {"song"}
+    assert {u.label for u in song.utterances} == {"neutral", "calm", "happy", "sad", "angry",
+                                                  "fearful"}
+    assert set(song.speakers) <= set(read_ravdess(ravdess_dir).speakers)
+    savee = read_corpus(ravdess_dir.parent / "savee-16k")
+    assert savee.name == "savee" and len(savee.utterances) == 480
+    assert savee.speakers == ["savee-DC", "savee-JE", "savee-JK", "savee-KL"]
+    assert savee.label_counts()["neutral"] == 120 and "calm" not in savee.label_counts()

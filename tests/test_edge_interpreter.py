@@ -30,16 +30,22 @@ def float_bundle(int8_bundle):
 
 @pytest.fixture(scope="module")
 def windows():
-    """Unnormalised feature windows of real-looking signals: noise-free tones and chirps."""
-    from edge.features import signal_input
+    """Unnormalised model inputs of real-looking signals: a tone and chirps with pauses, cut
+    into utterances by the device's own path."""
+    from edge.utterance import recording_frames, recording_segments, utterance_inputs
 
-    t = np.arange(SPEC.window_samples) / SPEC.frontend.sample_rate
+    sr = SPEC.frontend.sample_rate
+    t = np.arange(2 * sr) / sr
     rng = np.random.default_rng(0)
     out = []
     for f0 in (140.0, 220.0, 310.0):
-        x = 0.1 * np.sin(2 * np.pi * f0 * t * (1 + 0.2 * np.sin(2 * np.pi * 3 * t)))
-        x += 0.003 * rng.standard_normal(t.size)
-        out.append(signal_input(x.astype(np.float32), SPEC))
+        x = np.zeros(4 * sr)
+        x[sr:3 * sr] = 0.1 * np.sin(2 * np.pi * f0 * t * (1 + 0.2 * np.sin(2 * np.pi * 3 * t)))
+        x = (x + 0.003 * rng.standard_normal(x.size)).astype(np.float32)
+        mel, levels = recording_frames(x, SPEC)
+        (seg,) = recording_segments(levels, SPEC)
+        out.extend(utterance_inputs(mel[seg.start:seg.end], SPEC,
+                                    levels=levels[seg.start:seg.end]))
     return out
 
 

@@ -123,4 +123,4 @@ def test_a_slow_worker_in_real_time_counts_overruns_and_carries_on(tmp_path):
     summary = listener.summary(interrupted=False)
     assert summary.overruns > 0 and summary.dropped_seconds > 0
     assert summary.audio_seconds + summary.dropped_seconds == pytest.approx(3.5, abs=0.05)
-    assert summary.windows >= 1 and "overruns" in summary.line()
+    assert summary.hops >= 1 and "overruns" in summary.line()

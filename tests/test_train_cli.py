@@ -33,16 +33,22 @@ def tiny(ravdess_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("ser-train")
     data = root / "data"
     data.mkdir()
+    song = root / "song"
+    song.mkdir()
     for actor in ACTORS:
         (data / actor).symlink_to(Path(ravdess_dir) / actor, target_is_directory=True)
+        (song / actor).symlink_to(Path(ravdess_dir).parent / "ravdess-song-16k" / actor,
+                                  target_is_directory=True)
     cache = root / "cache"
     common = ["--data", str(data), "--model", "cnn", "--epochs", "1", "--aug-copies", "1",
               "--val-speakers", "1", "--batch-size", "64", "--cache-dir", str(cache)]
     runs = {
-        "folds": ser_train(*common, "--folds", "2", "--out", str(root / "folds"), "--json"),
-        "repeat": ser_train(*common, "--folds", "2", "--out", str(root / "repeat")),
-        "held": ser_train(*common, "--test-actors", "4", "--seed", "7",
-                          "--out", str(root / "held")),
+        "folds": ser_train(*common, "--folds", "2", "--out", str(root / "folds"), "--json",
+                           "--conditions", "quiet"),
+        "repeat": ser_train(*common, "--folds", "2", "--out", str(root / "repeat"),
+                            "--conditions", "quiet"),
+        "held": ser_train(*common, "--test-actors", "4", "--seed", "7", "--conditions", "",
+                          "--extra-data", str(song), "--out", str(root / "held")),
     }
     for name, r in runs.items():
         assert r.returncode == 0, f"{name}: {r.stderr[-3000:]}"
@@ -78,6 +84,10 @@ def test_run_dir_files_and_model_contract(tiny):
     assert cfg["training"]["train_speakers"] == [f"ravdess-0{i}" for i in range(1, 5)]
     summary = json.loads(tiny["runs"]["folds"].stdout)["summary"]  # --json: stdout is JSON
     assert summary == json.loads((out / "report.json").read_text())["summary"]
+    # scored the device's way, live (interim) and under a room condition too
+    assert 0 <= summary["interim_accuracy_mean"] <= 1
+    assert set(summary["conditions"]) == {"quiet"}
+    assert "interim accuracy" in (out / "report.md").read_text()
 
 
 def test_folds_are_speaker_independent(tiny):
@@ -101,22 +111,25 @@ def test_normalisation_is_fitted_on_the_training_fold_only(tiny):
 
     from edge.features import FeatureSpec, Normalizer
     from train.corpora import read_ravdess
-    from train.dataset import clip_inputs
+    from train.dataset import load_recordings
     from train.models import normalizer_of
+    from train.windows import device_inputs
+
+    def inputs_of(utterances):
+        recs = load_recordings(utterances, FeatureSpec(), cache_dir=tiny["cache"],
+                               progress=False).recordings
+        return device_inputs(recs, FeatureSpec(), fallback=True).inputs
 
     utts = read_ravdess(tiny["data"]).utterances
     fold = tiny["root"] / "folds" / "folds" / "fold-1"
     train = set(config(fold)["training"]["train_speakers"])
-    inputs = clip_inputs([u for u in utts if u.speaker in train], FeatureSpec(),
-                         cache_dir=tiny["cache"], progress=False)
-    expected = Normalizer.fit(inputs)
+    expected = Normalizer.fit(inputs_of([u for u in utts if u.speaker in train]))
     got = normalizer_of(keras.models.load_model(fold / "model.keras"))
     np.testing.assert_allclose(got.mean, expected.mean, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(got.std, expected.std, rtol=1e-5)
     saved = Normalizer.from_dict(config(fold)["normalization"])
     np.testing.assert_allclose(saved.mean, expected.mean, rtol=1e-5, atol=1e-4)
-    everyone = Normalizer.fit(clip_inputs(list(utts), FeatureSpec(), cache_dir=tiny["cache"],
-                                          progress=False))
+    everyone = Normalizer.fit(inputs_of(list(utts)))
     assert np.abs(everyone.mean - got.mean).max() > 1e-2  # the test can tell the difference
 
 
@@ -128,9 +141,12 @@ def test_augmentation_never_touches_held_out_actors(tiny):
     cfg = config(tiny["root"] / "held")
     assert cfg["training"]["test_speakers"] == ["ravdess-04"]
     assert "ravdess-04" not in cfg["training"]["augmented_speakers"]
-    cache = FeatureCache(tiny["cache"], FeatureSpec())
+    cache = FeatureCache(tiny["cache"], FeatureSpec().frontend)
     entries = {p.name for p in cache.directory.rglob("*.npy")}
-    for u in read_ravdess(tiny["data"]).utterances:
+    assert cfg["training"]["extra_data"] and json.loads(
+        (tiny["root"] / "held" / "report.json").read_text())["n_extra_clips"] == 4 * 44
+    song = read_ravdess(tiny["root"] / "song").utterances
+    for u in [*read_ravdess(tiny["data"]).utterances, *song]:
         digest = file_digest(u.path)
         # the held-out run (seed 7) names its augmented copies "<digest>-aug<key>-s7-c0"
         held_copies = [e for e in entries if e.startswith(digest) and "-s7-c" in e]
@@ -142,8 +158,7 @@ def test_augmentation_never_touches_held_out_actors(tiny):
 
 
 def test_second_run_reuses_the_cache_and_is_deterministic(tiny):
-    assert "(240 feature windows computed" not in tiny["runs"]["repeat"].stderr
-    assert "(0 feature windows computed, 240 cached)" in tiny["runs"]["repeat"].stderr
+    assert "(0 computed, 240 cached;" in tiny["runs"]["repeat"].stderr
     a = json.loads((tiny["root"] / "folds" / "report.json").read_text())
     b = json.loads((tiny["root"] / "repeat" / "report.json").read_text())
     assert a["summary"] == b["summary"]

@@ -10,17 +10,26 @@ from conftest_train import make_tree, write_wav
 
 from edge.errors import AudioError, ConfigError
 from edge.features import FeatureSpec
-from train.augment import SpecAugment, WaveAugment, augment_window, spec_augment
+from train.augment import CONDITIONS, SpecAugment, WaveAugment, spec_augment
 from train.corpora import Utterance, detect_corpus, read_corpus
 from train.dataset import (
+    CLEAN,
     FeatureCache,
+    Variant,
     choose_validation_speakers,
     clip_inputs,
-    extract_inputs,
+    load_recordings,
     speaker_folds,
     split_by_speaker,
 )
 from train.labels import parse_classes
+from train.windows import (
+    WindowAugment,
+    augmented_inputs,
+    device_inputs,
+    interim_inputs,
+    recording_probabilities,
+)
 
 SPEC = FeatureSpec(window_seconds=0.5)
 
@@ -74,15 +83,17 @@ def test_emodb_names_and_unmapped_boredom(tmp_path):
 def test_ravdess_names_any_extension(tmp_path):
     import soundfile
 
-    make_tree(tmp_path, ["Actor_01/03-01-05-02-01-01-01.wav", "Actor_01/03-02-05-02-01-01-01.wav"])
+    make_tree(tmp_path, ["Actor_01/03-01-05-02-01-01-01.wav", "Actor_01/03-02-05-02-01-01-01.wav",
+                         "Actor_01/03-02-07-02-01-01-01.wav"])  # song has no disgust
     (tmp_path / "Actor_02").mkdir()
     soundfile.write(tmp_path / "Actor_02" / "03-01-02-01-02-02-02.flac",
                     np.zeros(8000, np.float32), 16000)
     c = read_corpus(tmp_path)
     assert c.name == "ravdess"
-    assert sorted((u.speaker, u.label) for u in c.utterances) == [
-        ("ravdess-01", "angry"), ("ravdess-02", "calm")]
-    assert c.skipped == {"song (not speech)": 1}
+    assert sorted((u.speaker, u.label, u.channel) for u in c.utterances) == [
+        ("ravdess-01", "angry", "song"), ("ravdess-01", "angry", "speech"),
+        ("ravdess-02", "calm", "speech")]
+    assert c.skipped == {"unknown emotion code": 1}
 
 
 def test_label_csv(tmp_path):
@@ -152,48 +163,99 @@ def test_validation_speakers_come_from_training_and_mix_genders():
 # ----------------------------------------------------------------------------- features
 
 
-def test_clip_inputs_cache_and_bad_files(tmp_path):
-    paths = make_tree(tmp_path / "data", ["03-01-05-01-01-01-01.wav", "03-01-04-01-01-01-02.wav"])
+def speechy(path: Path, bursts: list[tuple[float, float]], seconds: float = 3.0) -> Path:
+    """A 16-bit WAV of speech-band noise bursts over silence (what the endpointer finds)."""
+    from edge.audio import write_wav as write
+
+    rng = np.random.default_rng(abs(hash(path.name)) % 2**32)
+    x = np.zeros(int(seconds * 16000))
+    for a, b in bursts:
+        x[int(a * 16000):int(b * 16000)] = 0.05 * rng.standard_normal(int((b - a) * 16000))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write(path, x, 16000)
+
+
+def test_recordings_cache_segments_and_bad_files(tmp_path):
+    paths = [speechy(tmp_path / "data" / "03-01-05-01-01-01-01.wav", [(0.5, 1.5)]),
+             speechy(tmp_path / "data" / "03-01-04-01-01-01-02.wav", [(0.3, 1.0), (2.0, 2.6)])]
     bad = tmp_path / "data" / "03-01-03-01-01-01-03.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     items = [Utterance(p, "angry", "ravdess-01", "ravdess") for p in [paths[0], bad, paths[1]]]
     cache = tmp_path / "cache"
-    first = extract_inputs(items, SPEC, cache_dir=cache, progress=False)
-    assert first.inputs.shape == (2,) + SPEC.input_shape and first.computed == 2
-    assert [u.path for u in first.kept] == paths and first.failed[0][0].path == bad
-    again = extract_inputs(items, SPEC, cache_dir=cache, progress=False)
+    first = load_recordings(items, SPEC, cache_dir=cache, progress=False)
+    assert first.computed == 2 and [u.path for u in first.kept] == paths
+    assert first.failed[0][0].path == bad
+    assert [len(r.segments) for r in first.recordings] == [1, 2]
+    (seg,) = first.recordings[0].segments
+    assert seg.start / 100 == pytest.approx(0.4, abs=0.04)
+    again = load_recordings(items, SPEC, cache_dir=cache, progress=False)
     assert again.computed == 0
-    np.testing.assert_array_equal(again.inputs, first.inputs)
+    np.testing.assert_array_equal(again.recordings[1].mel, first.recordings[1].mel)
     with pytest.raises(AudioError):
         clip_inputs(items, SPEC, cache_dir=cache, progress=False)
+    assert clip_inputs(items[::2], SPEC, cache_dir=cache, progress=False).shape == \
+        (2, *SPEC.input_shape)
     # the cache is keyed by contents: a changed file is recomputed
     write_wav(paths[0], freq=500.0)
-    changed = extract_inputs(items[:1], SPEC, cache_dir=cache, progress=False)
-    assert changed.computed == 1 and not np.allclose(changed.inputs[0], first.inputs[0])
-    # and by the feature spec
-    other = FeatureCache(cache, FeatureSpec(window_seconds=0.6))
-    assert other.directory != FeatureCache(cache, SPEC).directory
+    assert load_recordings(items[:1], SPEC, cache_dir=cache, progress=False).computed == 1
+    # and by the front end (not by the window: inputs are made from the cached frames)
+    from edge.frontend import FrontendConfig
+
+    assert FeatureCache(cache, FrontendConfig(n_mels=32, n_mfcc=32)).directory != \
+        FeatureCache(cache, SPEC.frontend).directory
 
 
-def test_augmented_copies_are_deterministic_and_differ(tmp_path):
-    (path,) = make_tree(tmp_path, ["03-01-05-01-01-01-01.wav"], seconds=1.0)
+def test_augmented_copies_and_conditions_are_deterministic_and_differ(tmp_path):
+    path = speechy(tmp_path / "03-01-05-01-01-01-01.wav", [(0.5, 2.0)])
     u = [Utterance(path, "angry", "ravdess-01", "ravdess")]
-    kw = dict(cache_dir=tmp_path / "c", progress=False, augment=WaveAugment())
-    a0 = extract_inputs(u, SPEC, copy=0, **kw).inputs
-    a1 = extract_inputs(u, SPEC, copy=1, **kw).inputs
-    clean = extract_inputs(u, SPEC, cache_dir=tmp_path / "c", progress=False).inputs
-    again = extract_inputs(u, SPEC, copy=0, use_cache=False, **{k: v for k, v in kw.items()
-                                                                 if k != "cache_dir"})
-    np.testing.assert_array_equal(a0, again.inputs)
+    kw = dict(cache_dir=tmp_path / "c", progress=False)
+    aug = WaveAugment(noise_prob=1.0, reverb_prob=1.0, band_prob=1.0, speed_prob=0.0)
+    a0 = load_recordings(u, SPEC, variant=Variant(aug, 0, 0), **kw).recordings[0].mel
+    a1 = load_recordings(u, SPEC, variant=Variant(aug, 1, 0), **kw).recordings[0].mel
+    clean = load_recordings(u, SPEC, variant=CLEAN, **kw).recordings[0].mel
+    again = load_recordings(u, SPEC, variant=Variant(aug, 0, 0), use_cache=False,
+                            progress=False).recordings[0].mel
+    np.testing.assert_array_equal(a0, again)
     assert not np.allclose(a0, a1) and not np.allclose(a0, clean)
+    quiet = load_recordings(u, SPEC, variant=Variant(CONDITIONS["quiet"]), **kw).recordings[0]
+    loud = load_recordings(u, SPEC, **kw).recordings[0]
+    # 24 dB quieter, the same utterance (levels are relative to it)
+    assert np.median(loud.levels[loud.segments[0].start:loud.segments[0].end]) - np.median(
+        quiet.levels[quiet.segments[0].start:quiet.segments[0].end]) == pytest.approx(24, abs=1)
 
 
-def test_augment_window_shape_and_noise():
+def test_wave_augment_keeps_length_range_and_16_bit_grid():
     rng = np.random.default_rng(0)
-    x = (0.2 * np.sin(np.arange(16000) / 5.0)).astype(np.float32)
-    w = augment_window(x, SPEC, WaveAugment(noise_prob=1.0, snr_db=(10.0, 10.0)), rng)
-    assert w.shape == (SPEC.window_samples,) and w.dtype == np.float32
-    assert np.isfinite(w).all() and np.abs(w).max() <= 1.0
+    x = (0.2 * np.sin(np.arange(16000 * 2) / 5.0)).astype(np.float32)
+    for _ in range(5):
+        y = WaveAugment(noise_prob=1.0, reverb_prob=1.0, band_prob=1.0, speed_prob=0.0,
+                        pitch_prob=0.0)(x, 16000, rng)
+        assert y.shape == x.shape and y.dtype == np.float32
+        assert np.isfinite(y).all() and np.abs(y).max() <= 1.0
+        np.testing.assert_array_equal(np.round(y * 32768), y * 32768)
+
+
+def test_device_inputs_and_recording_probabilities(tmp_path):
+    paths = [speechy(tmp_path / "03-01-05-01-01-01-01.wav", [(0.5, 1.5)]),
+             speechy(tmp_path / "03-01-04-01-01-01-02.wav", [(0.3, 1.0), (2.0, 2.6)]),
+             speechy(tmp_path / "03-01-04-01-01-01-03.wav", [], seconds=1.0)]  # silence
+    items = [Utterance(p, "sad", "ravdess-01", "ravdess") for p in paths]
+    recs = load_recordings(items, SPEC, cache_dir=tmp_path / "c", progress=False).recordings
+    d = device_inputs(recs, SPEC)
+    assert d.inputs.shape[1:] == SPEC.input_shape and d.recording.tolist()[:1] == [0]
+    assert sorted(set(d.recording.tolist())) == [0, 1]  # the silent file has no utterance
+    probs = np.tile([[0.9, 0.1]], (len(d.inputs), 1))
+    probs[d.recording == 1] = [0.2, 0.8]
+    out = recording_probabilities(probs, d)
+    np.testing.assert_allclose(out[0], [0.9, 0.1])
+    np.testing.assert_allclose(out[1], [0.2, 0.8])
+    assert np.isnan(out[2]).all()
+    assert len(device_inputs(recs, SPEC, fallback=True).utterance_recording) == 4
+    x, y = augmented_inputs(recs, np.array([0, 1, 1]), SPEC, WindowAugment(interim_prob=1.0),
+                            np.random.default_rng(0))
+    assert x.shape == (4, *SPEC.input_shape) and y.tolist() == [0, 1, 1, 1]
+    x, interim, owner = interim_inputs(recs, SPEC, hop_frames=10)
+    assert len(x) == len(interim) and set(owner.tolist()) <= {0, 1} and len(owner) >= 3
 
 
 def test_spec_augment_fills_masks_and_spares_c0():
