@@ -63,11 +63,12 @@ def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
 @click.option("--test-actors", default=None,
               help="Instead of folds: hold out these speakers (e.g. 1,2 or ravdess-01) and"
                    " ship the model trained on the others.")
-@click.option("--val-speakers", type=int, default=2, show_default=True,
-              help="Training speakers set aside for early stopping in each fold.")
-@click.option("--epochs", type=int, default=30, show_default=True,
-              help="Epochs per fold (cosine schedule); the kept epoch is chosen on validation"
-                   " speakers (smoothed accuracy) and the final model uses the folds' median.")
+@click.option("--val-speakers", type=int, default=0, show_default=True,
+              help="0: every epoch of the cosine schedule runs and the last is kept (all other"
+                   " speakers train). N: N training speakers per fold choose the epoch (early"
+                   " stopping; the shipped model then uses the folds' median).")
+@click.option("--epochs", type=int, default=60, show_default=True,
+              help="Epochs per fold and for the shipped model (cosine schedule to 0).")
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Same data and seed give the same report on the same machine.")

@@ -33,7 +33,7 @@ class TrainConfig:
     """How one model is fitted."""
 
     kind: str = "cnn"
-    epochs: int = 30
+    epochs: int = 60
     """Maximum epochs (early stopping on validation speakers may stop sooner); with no
     validation speakers, exactly this many."""
     batch_size: int = 32

@@ -73,7 +73,7 @@ class RunPlan:
     data: tuple[dict[str, str], ...]
     folds: int | None = 4
     test_speakers: tuple[str, ...] | None = None
-    val_speakers: int = 2
+    val_speakers: int = 0
     augment: WaveAugment | None = field(default_factory=WaveAugment)
     aug_copies: int = 4
     windows: WindowAugment = field(default_factory=WindowAugment)
