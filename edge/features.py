@@ -38,6 +38,10 @@ class FeatureSpec:
     """Frames in the delta regression (odd); ``None`` for MFCCs alone (one channel)."""
     level_percentile: float = 90.0
     """The utterance's level is this percentile of its frame levels (dB)."""
+    utterance_mean: bool = False
+    """Also subtract each mel band's mean over the utterance's frames (its padding excluded)
+    from its log-mel frames: the speaker's and the microphone's average spectrum removed,
+    per utterance."""
     floor_db: float = -50.0
     """Noise floor added to every utterance (pink noise in the mel power domain), dB relative
     to the utterance's level: digital silence, padding and a quiet room all look alike, at
@@ -104,6 +108,7 @@ class FeatureSpec:
             "delta_width": self.delta_width,
             "level_percentile": self.level_percentile,
             "floor_db": self.floor_db,
+            "utterance_mean": self.utterance_mean,
         }
 
     @classmethod
@@ -126,9 +131,17 @@ class FeatureSpec:
                 delta_width=data.get("delta_width"),
                 level_percentile=float(data["level_percentile"]),
                 floor_db=float(data["floor_db"]),
+                utterance_mean=bool(data.get("utterance_mean", False)),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"feature spec is incomplete or malformed ({e})") from None
+
+
+def _shortest(a: np.ndarray) -> list:
+    """Nested lists of Python floats, each the shortest decimal of its float32 value."""
+    flat = [float(np.format_float_positional(v, unique=True, trim="0"))
+            for v in np.asarray(a, np.float32).ravel()]
+    return np.array(flat).reshape(np.shape(a)).tolist()
 
 
 @dataclass(frozen=True)
@@ -164,7 +177,9 @@ class Normalizer:
         return ((np.asarray(x, dtype=np.float32) - self.mean) / self.std).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+        """float32 values written with the fewest digits that read back to the same float32
+        (half the bytes of float64 reprs in a bundle's metadata)."""
+        return {"mean": _shortest(self.mean), "std": _shortest(self.std)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Normalizer:

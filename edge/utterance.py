@@ -18,7 +18,8 @@ steps, all set by the bundle's :class:`~edge.features.FeatureSpec`:
    evenly from its start to its end, at most ``stride_seconds`` apart; their
    probabilities are averaged (:class:`edge.classifier.Classifier`).
 3. **Cepstra.** Each window's log-mel frames go through the orthonormal DCT (the front end's
-   MFCC) and get their deltas as a second channel.
+   MFCC) and get their deltas as a second channel. With ``utterance_mean`` the bands' means
+   over the utterance are removed first (:func:`centred`).
 
 The normalisation with the training speakers' mean/std and the int8 quantisation follow in
 :class:`~edge.classifier.Classifier`. numpy only.
@@ -84,13 +85,32 @@ def window_starts(n_frames: int, spec: FeatureSpec) -> np.ndarray:
     return np.round(np.linspace(0, n_frames - w, k)).astype(np.int64)
 
 
-def window_input(log_mel: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+def centred(log_mel: np.ndarray, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
+    """With ``spec.utterance_mean``: the utterance's log-mel frames minus each band's mean
+    over them, and the padding frame moved by the same amount; else both unchanged.
+
+    Returns
+    -------
+    log_mel : np.ndarray [shape=(n, n_mels)], float32
+    pad : np.ndarray [shape=(n_mels,)], float32, what padding frames hold
+    """
+    pad = floor_log_mel(spec)
+    if not spec.utterance_mean or len(log_mel) == 0:
+        return log_mel, pad
+    mean = np.asarray(log_mel, np.float64).mean(axis=0)
+    return (log_mel - mean).astype(np.float32), (pad - mean).astype(np.float32)
+
+
+def window_input(log_mel: np.ndarray, spec: FeatureSpec, pad: np.ndarray | None = None
+                 ) -> np.ndarray:
     """One model input from up to one window of normalised log-mel frames.
 
     Parameters
     ----------
     log_mel : np.ndarray [shape=(n, n_mels)], ``n <= window_frames``
-        :func:`normalized_log_mel` frames; fewer than a window are padded with the floor.
+        :func:`normalized_log_mel` frames (:func:`centred`); fewer than a window are padded.
+    pad : np.ndarray [shape=(n_mels,)] or None
+        The padding frame (:func:`centred`); None: the floor.
 
     Returns
     -------
@@ -99,7 +119,8 @@ def window_input(log_mel: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     w = spec.window_frames
     frames = np.asarray(log_mel, dtype=np.float32)[:w]
     if len(frames) < w:
-        pad = np.broadcast_to(floor_log_mel(spec), (w - len(frames), frames.shape[1]))
+        row = floor_log_mel(spec) if pad is None else pad
+        pad = np.broadcast_to(row, (w - len(frames), frames.shape[1]))
         frames = np.concatenate((frames, pad))
     cepstra = (frames.astype(np.float64) @ cepstral_matrix(spec.frontend)).astype(np.float32)
     if spec.delta_width is None:
@@ -124,10 +145,10 @@ def utterance_inputs(mel: np.ndarray, spec: FeatureSpec, *,
     """
     if levels is None:
         levels = frame_levels(mel, spec.frontend)
-    log_mel = normalized_log_mel(mel, spec, utterance_level(levels,
-                                                            percentile=spec.level_percentile))
+    log_mel, pad = centred(normalized_log_mel(
+        mel, spec, utterance_level(levels, percentile=spec.level_percentile)), spec)
     w = spec.window_frames
-    return np.stack([window_input(log_mel[s:s + w], spec)
+    return np.stack([window_input(log_mel[s:s + w], spec, pad)
                      for s in window_starts(len(log_mel), spec)])
 
 

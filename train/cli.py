@@ -103,6 +103,9 @@ def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
 @click.option("--cmn/--no-cmn", default=False, show_default=True,
               help="Also subtract each coefficient's mean over the window inside the model"
                    " (the level is always normalised per utterance in the front end).")
+@click.option("--utterance-mean/--no-utterance-mean", default=False, show_default=True,
+              help="Remove each mel band's mean over the utterance from the model input"
+                   " (the speaker's and microphone's average spectrum), in the front end.")
 @click.option("--window-seconds", type=float, default=3.0, show_default=True,
               help="Audio per model window, after trimming leading silence.")
 @click.option("--classes", default=None,
@@ -162,7 +165,7 @@ def _parse_options(items: tuple[str, ...]) -> dict:
 def _main(*, data, corpora, kind, out, folds, final, test_actors, val_speakers, epochs,
           batch_size, seed, loss, augment, aug_copies, extra_data, eval_data, conditions,
           model_options, learning_rate, mixup, label_smoothing, weight_decay, cmn,
-          window_seconds, classes, cache_dir, no_cache):
+          utterance_mean, window_seconds, classes, cache_dir, no_cache):
     from edge.errors import ConfigError
     from train.corpora import read_corpus
     from train.labels import parse_classes
@@ -174,7 +177,7 @@ def _main(*, data, corpora, kind, out, folds, final, test_actors, val_speakers, 
                              ("--val-speakers", val_speakers, 0), ("--aug-copies", aug_copies, 0)):
         if value < low:
             raise ConfigError(f"{name} {value}: must be >= {low}")
-    spec = FeatureSpec(window_seconds=window_seconds)
+    spec = FeatureSpec(window_seconds=window_seconds, utterance_mean=utterance_mean)
     utterances = []
     sources = []
     for i, root in enumerate(data):

@@ -40,18 +40,41 @@ def _window_mean_removed(inputs, name: str = "cmn"):
     return layers.Subtract(name=name)([inputs, mean])
 
 
+def _attention_pooled(x, name: str = "attention"):
+    """Attention pooling over time of ``(batch, time, freq, channels)``: frequency averaged,
+    one learned score per time step (a dot product with a vector), a softmax over time, the
+    steps' weighted mean (times 1/time: a constant the next layer absorbs). Builtin layers
+    only (MEAN, FULLY_CONNECTED, SOFTMAX, MUL), so it converts to int8 ops."""
+    steps, freq, channels = x.shape[1], x.shape[2], x.shape[3]
+    x = layers.AveragePooling2D((1, freq), name=f"{name}_freq")(x)
+    seq = layers.Reshape((steps, channels), name=f"{name}_seq")(x)
+    score = layers.Dense(1, name=f"{name}_score")(seq)
+    score = layers.Reshape((steps,), name=f"{name}_flat")(score)
+    weight = layers.Softmax(name=f"{name}_softmax")(score)
+    weight = layers.Reshape((steps, 1), name=f"{name}_weight")(weight)
+    weighted = layers.Multiply(name=f"{name}_apply")([seq, weight])
+    return layers.GlobalAveragePooling1D(name=f"{name}_sum")(weighted)
+
+
 def build_cnn(input_shape: tuple[int, int, int], n_classes: int, *,
-              dropout: float = 0.3, cmn: bool = True) -> keras.Model:
+              dropout: float = 0.3, cmn: bool = True, pooling: str = "average"
+              ) -> keras.Model:
     """Optional per-window mean removal (``cmn``), four conv blocks (16/32/64/96 filters,
-    batch norm, max pooling), global average pooling, a 64-unit dense layer, softmax.
-    About 86k parameters and 28 M multiply-adds for a (297, 40, 2) input."""
+    batch norm, max pooling), global average pooling (or ``pooling="attention"`` over time),
+    a 64-unit dense layer, softmax. About 86k parameters and 28 M multiply-adds for a
+    (297, 40, 2) input."""
     inputs = keras.Input(shape=input_shape, name="normalized")
     x = _window_mean_removed(inputs) if cmn else inputs
     x = _conv_block(x, 16, (3, 2), "b1")  # 99 x 20
     x = _conv_block(x, 32, (2, 2), "b2")  # 49 x 10
     x = _conv_block(x, 64, (2, 2), "b3")  # 24 x 5
     x = _conv_block(x, 96, None, "b4")
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    if pooling == "attention":
+        x = _attention_pooled(x)
+    elif pooling == "average":
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+    else:
+        raise ConfigError(f"pooling={pooling!r}: use 'average' or 'attention'")
     x = layers.Dropout(dropout, name="drop1")(x)
     x = layers.Dense(64, activation="relu", name="fc")(x)
     x = layers.Dropout(dropout, name="drop2")(x)

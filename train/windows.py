@@ -20,7 +20,13 @@ import numpy as np
 
 from edge.features import FeatureSpec
 from edge.levels import utterance_level
-from edge.utterance import aggregate_utterances, normalized_log_mel, utterance_inputs, window_input
+from edge.utterance import (
+    aggregate_utterances,
+    centred,
+    normalized_log_mel,
+    utterance_inputs,
+    window_input,
+)
 from train.dataset import Recording
 
 
@@ -99,11 +105,11 @@ def _cut(rec: Recording, start: int, end: int, spec: FeatureSpec, rng: np.random
          ) -> np.ndarray:
     """One input of frames ``[start, end)``: level of that stretch, one window (at a random
     position when it is longer than a window)."""
-    log_mel = normalized_log_mel(rec.mel[start:end], spec, utterance_level(
-        rec.levels[start:end], percentile=spec.level_percentile))
+    log_mel, pad = centred(normalized_log_mel(rec.mel[start:end], spec, utterance_level(
+        rec.levels[start:end], percentile=spec.level_percentile)), spec)
     w = spec.window_frames
     offset = int(rng.integers(0, len(log_mel) - w + 1)) if len(log_mel) > w else 0
-    return window_input(log_mel[offset:offset + w], spec)
+    return window_input(log_mel[offset:offset + w], spec, pad)
 
 
 def augmented_inputs(recordings: list[Recording], labels: np.ndarray, spec: FeatureSpec,
