@@ -57,6 +57,9 @@ def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
 @click.option("--folds", type=int, default=4, show_default=True,
               help="K-fold by speaker: each speaker is tested exactly once; then the shipped"
                    " model is trained on all speakers.")
+@click.option("--repeats", type=int, default=1, show_default=True,
+              help="Repeat the cross-validation over this many different speaker partitions"
+                   " (each speaker tested once per repeat): spreads that can rank recipes.")
 @click.option("--final/--no-final", default=True, show_default=True,
               help="After the folds, train the shipped model on all speakers (--no-final:"
                    " folds only, for experiments).")
@@ -162,7 +165,7 @@ def _parse_options(items: tuple[str, ...]) -> dict:
     return out
 
 
-def _main(*, data, corpora, kind, out, folds, final, test_actors, val_speakers, epochs,
+def _main(*, data, corpora, kind, out, folds, repeats, final, test_actors, val_speakers, epochs,
           batch_size, seed, loss, augment, aug_copies, extra_data, eval_data, conditions,
           model_options, learning_rate, mixup, label_smoothing, weight_decay, cmn,
           utterance_mean, window_seconds, classes, cache_dir, no_cache):
@@ -174,6 +177,7 @@ def _main(*, data, corpora, kind, out, folds, final, test_actors, val_speakers, 
         raise ConfigError(f"--corpus given {len(corpora)} times for {len(data)} --data:"
                           " give one per --data, in the same order, or none")
     for name, value, low in (("--epochs", epochs, 1), ("--batch-size", batch_size, 1),
+                             ("--repeats", repeats, 1),
                              ("--val-speakers", val_speakers, 0), ("--aug-copies", aug_copies, 0)):
         if value < low:
             raise ConfigError(f"{name} {value}: must be >= {low}")
@@ -237,7 +241,8 @@ def _main(*, data, corpora, kind, out, folds, final, test_actors, val_speakers, 
     from train.run import RunPlan, run
 
     plan = RunPlan(
-        out=out, spec=spec, data=tuple(sources), folds=folds, test_speakers=test, final=final,
+        out=out, spec=spec, data=tuple(sources), folds=folds, repeats=repeats,
+        test_speakers=test, final=final,
         val_speakers=val_speakers,
         train=TrainConfig(kind=kind, epochs=epochs, batch_size=batch_size, loss=loss,
                           seed=seed, cmn=cmn, learning_rate=learning_rate, mixup=mixup,

@@ -22,6 +22,7 @@ window or the level normalisation needs no new features.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -282,11 +283,21 @@ def sorted_speakers(speakers) -> list[str]:
     return sorted(set(speakers), key=_speaker_sort_key)
 
 
-def speaker_folds(speakers: Sequence[str], k: int) -> list[list[str]]:
-    """``k`` test folds of speakers: contiguous blocks in natural order, sizes differing by at
-    most one, so each speaker is in exactly one fold. Contiguous RAVDESS actors alternate
-    male/female, so each fold is gender-balanced."""
+def speaker_folds(speakers: Sequence[str], k: int, *, repeat: int = 0,
+                  genders: dict[str, str | None] | None = None) -> list[list[str]]:
+    """``k`` test folds of speakers, sizes differing by at most one, so each speaker is in
+    exactly one fold. Repeat 0: contiguous blocks in natural order (contiguous RAVDESS actors
+    alternate male/female, so each fold is gender-balanced). Repeat ``r > 0``: another
+    partition, drawn with seed ``r``: each gender shuffled, then interleaved, then cut into
+    blocks (balanced again)."""
     ordered = sorted_speakers(speakers)
+    if repeat:
+        rng = np.random.default_rng(repeat)
+        genders = genders or {}
+        groups = [[s for s in ordered if genders.get(s) == g]
+                  for g in sorted({genders.get(s) or "" for s in ordered})]
+        groups = [[g[i] for i in rng.permutation(len(g))] for g in groups if g]
+        ordered = [s for row in itertools.zip_longest(*groups) for s in row if s is not None]
     if not 2 <= k <= len(ordered):
         raise ConfigError(f"--folds {k}: need 2 <= folds <= number of speakers ({len(ordered)})")
     bounds = np.linspace(0, len(ordered), k + 1).round().astype(int)

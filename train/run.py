@@ -72,6 +72,8 @@ class RunPlan:
     train: TrainConfig
     data: tuple[dict[str, str], ...]
     folds: int | None = 4
+    repeats: int = 1
+    """Cross-validation repeated over this many different speaker partitions."""
     test_speakers: tuple[str, ...] | None = None
     val_speakers: int = 0
     augment: WaveAugment | None = field(default_factory=WaveAugment)
@@ -290,7 +292,10 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
                               f" (speakers in the data: {', '.join(speakers)})")
         test_folds = [sorted_speakers(plan.test_speakers)]
     else:
-        test_folds = speaker_folds(speakers, plan.folds or 4)
+        genders = {u.speaker: u.gender for u in utts}
+        test_folds = [fold for r in range(plan.repeats)
+                      for fold in speaker_folds(speakers, plan.folds or 4, repeat=r,
+                                                genders=genders)]
     held_out = set(test_folds[0]) if plan.test_speakers is not None else set()
 
     # Augmented copies of every clip that is in some training set (never a held-out one).
@@ -366,7 +371,8 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
                       for i, p in zip(test_idx, y_pred)],
         })
         fold_reports.append({
-            "fold": k + 1, "test_speakers": list(test_spk), "val_speakers": val_spk,
+            "fold": k + 1, "repeat": k // (plan.folds or 4) if plan.test_speakers is None
+            else 0, "test_speakers": list(test_spk), "val_speakers": val_spk,
             "train_speakers": train_spk,
             "sizes": {"train": int(tr.sum()), "val": int(va.sum()), "test": int(te.sum())},
             "best_epoch": result.best_epoch, "seconds": round(result.seconds, 1),
