@@ -94,6 +94,13 @@ def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
               show_default=True,
               help="Room conditions the held-out speakers are also scored under"
                    " (comma-separated; empty for none).")
+@click.option("--teacher", "teachers", multiple=True, type=click.Path(path_type=Path),
+              metavar="RUN_DIR",
+              help="Distil from this run's models (repeatable: their average teaches), fold by"
+                   " fold on the same speakers; the targets mix --distill of the teacher with"
+                   " the label.")
+@click.option("--distill", type=click.FloatRange(0.0, 1.0), default=0.7, show_default=True,
+              help="Share of the teacher in each target.")
 @click.option("--model-option", "model_options", multiple=True, metavar="KEY=VALUE",
               help="Extra model-builder argument (e.g. dropout=0.4). Repeatable.")
 @click.option("--learning-rate", type=float, default=2e-3, show_default=True,
@@ -167,8 +174,8 @@ def _parse_options(items: tuple[str, ...]) -> dict:
 
 def _main(*, data, corpora, kind, out, folds, repeats, final, test_actors, val_speakers, epochs,
           batch_size, seed, loss, augment, aug_copies, extra_data, eval_data, conditions,
-          model_options, learning_rate, mixup, label_smoothing, weight_decay, cmn,
-          utterance_mean, window_seconds, classes, cache_dir, no_cache):
+          teachers, distill, model_options, learning_rate, mixup, label_smoothing,
+          weight_decay, cmn, utterance_mean, window_seconds, classes, cache_dir, no_cache):
     from edge.errors import ConfigError
     from train.corpora import read_corpus
     from train.labels import parse_classes
@@ -247,11 +254,12 @@ def _main(*, data, corpora, kind, out, folds, repeats, final, test_actors, val_s
         train=TrainConfig(kind=kind, epochs=epochs, batch_size=batch_size, loss=loss,
                           seed=seed, cmn=cmn, learning_rate=learning_rate, mixup=mixup,
                           label_smoothing=label_smoothing, weight_decay=weight_decay,
-                          model_options=_parse_options(model_options),
+                          model_options=_parse_options(model_options), distill=distill,
                           spec_augment=TrainConfig().spec_augment if augment
                           else None),
         augment=WaveAugment() if augment else None, aug_copies=aug_copies,
         conditions=chosen, eval_data=tuple(eval_sources), extra_data=tuple(extra_sources),
+        teachers=tuple(Path(t) for t in teachers),
         cache_dir=cache_dir, use_cache=not no_cache, command=command,
     )
     return run(plan, utterances, label_map, evaluated, extra_utts)

@@ -62,6 +62,9 @@ class TrainConfig:
     :func:`train.models.build_core`."""
     model_options: dict = field(default_factory=dict)
     """Extra keyword arguments of the model builder (:func:`train.models.build_core`)."""
+    distill: float = 0.7
+    """With a teacher: the share of the teacher's probabilities in each target (the rest is
+    the one-hot label)."""
     seed: int = 0
 
 
@@ -135,6 +138,7 @@ def fit_model(
     *,
     x_val: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
+    teacher: Callable[[np.ndarray], np.ndarray] | None = None,
     verbose: bool = True,
     name: str = "",
 ) -> FitResult:
@@ -148,6 +152,10 @@ def fit_model(
     class_labels : np.ndarray [shape=(n,)], int
         One label per training recording, for the class weights.
     x_val, y_val : validation inputs and labels (validation speakers only), or None.
+    teacher : callable or None
+        ``inputs -> probabilities`` of a teacher (an ensemble trained on the same speakers):
+        each target becomes ``distill * teacher + (1 - distill) * one_hot`` on the very inputs
+        the student sees (after SpecAugment), i.e. knowledge distillation.
     """
     start = time.perf_counter()
     make_deterministic(config.seed)
@@ -156,7 +164,7 @@ def fit_model(
     core = build_core(config.kind, input_shape, n_classes, cmn=config.cmn,
                       **config.model_options)
     model = with_normalization(core, normalizer)
-    soft = config.mixup > 0 or config.label_smoothing > 0  # one-hot (soft) targets
+    soft = config.mixup > 0 or config.label_smoothing > 0 or teacher is not None
     if soft:
         if config.loss != "ce":
             raise ConfigError("mixup and label smoothing need the cross-entropy loss")
@@ -187,6 +195,8 @@ def fit_model(
             x = spec_augment(x, config.spec_augment, rng, fill=fill)
         sample_weight = weights[y]
         target = eye[y] if soft else y
+        if teacher is not None:
+            target = config.distill * teacher(x) + (1.0 - config.distill) * target
         if config.mixup > 0:
             lam = rng.beta(config.mixup, config.mixup, size=len(x)).astype(np.float32)
             partner = rng.permutation(len(x))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import json
 import platform
 import sys
 import time
@@ -85,6 +86,9 @@ class RunPlan:
     """Corpora that only ever train (see :func:`run`)."""
     eval_data: tuple[dict[str, str], ...] = ()
     """Corpora scored but never trained on (leave-one-corpus-out)."""
+    teachers: tuple[Path, ...] = ()
+    """Run directories whose models (the same folds' and the shipped one) teach this run's
+    (knowledge distillation from their average)."""
     cache_dir: Path | None = None
     use_cache: bool = True
     final: bool = True
@@ -116,6 +120,8 @@ def _training_dict(plan: RunPlan, train: list[str], val: list[str], test: list[s
         "loss": plan.train.loss, "cmn": plan.train.cmn, "mixup": plan.train.mixup,
         "label_smoothing": plan.train.label_smoothing, "weight_decay": plan.train.weight_decay,
         "class_weights": plan.train.class_weights, "model_options": plan.train.model_options,
+        "teachers": [str(t) for t in plan.teachers],
+        "distill": plan.train.distill if plan.teachers else None,
         "batch_size": plan.train.batch_size, "learning_rate": plan.train.learning_rate,
     }
 
@@ -337,19 +343,20 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
         cfg = replace(plan.train, seed=plan.train.seed + k)
         result, normalizer = _fit(plan, cfg, len(labels), pick(clean, tr), y[tr],
                                   [pick(c, tr) for c in copies], pick(clean, va), y[va],
-                                  name=f"fold {k + 1} ")
+                                  name=f"fold {k + 1} ",
+                                  teacher=_teacher(plan, k, train_spk + val_spk))
         evaluation, y_pred = evaluate_model(
             result.model, spec, labels, y[te], pick(clean, te),
             {n: pick(c, te) for n, c in conditions.items()})
         evaluation["corpora"] = {c.name: corpus_scores(result.model, c, spec, labels)
                                  for c in others}
         t = evaluation["test"]
-        _log(f"fold {k + 1}: accuracy {t['accuracy']:.3f}, macro-F1 {t['macro_f1']:.3f},"
-             f" interim {evaluation['interim']['accuracy']:.3f}, "
-             + ", ".join(f"{n} {v['accuracy']:.3f}"
-                         for n, v in {**evaluation["conditions"],
-                                      **evaluation["corpora"]}.items())
-             + f"; best epoch {result.best_epoch} ({result.seconds:.0f} s)")
+        figures = [f"accuracy {t['accuracy']:.3f}", f"macro-F1 {t['macro_f1']:.3f}",
+                   f"interim {evaluation['interim']['accuracy']:.3f}"]
+        figures += [f"{n} {v['accuracy']:.3f}" for n, v in
+                    {**evaluation["conditions"], **evaluation["corpora"]}.items()]
+        _log(f"fold {k + 1}: {', '.join(figures)}; best epoch {result.best_epoch}"
+             f" ({result.seconds:.0f} s)")
         y_true_all.append(y[te])
         y_pred_all.append(y_pred)
         training = _training_dict(plan, train_spk, val_spk, list(test_spk), result.best_epoch,
@@ -391,7 +398,8 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
              f" (median of the folds' best epochs {best_epochs})")
         cfg = replace(plan.train, epochs=epochs)
         result, normalizer = _fit(plan, cfg, len(labels), clean, y, copies, [], y[:0],
-                                  name="final ")
+                                  name="final ",
+                                  teacher=_teacher(plan, None, sorted_speakers(speaker)))
         everyone = sorted_speakers(speaker)
         training = _training_dict(plan, everyone, [], [], epochs, everyone if copies else [])
         training["fold_best_epochs"] = best_epochs
@@ -422,9 +430,42 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
     return report
 
 
+def _teacher(plan: RunPlan, fold: int | None, speakers: list[str]):
+    """The average of the teacher runs' models for ``fold`` (None: their shipped models) as
+    ``inputs -> probabilities``, or None without teachers. Each teacher must have been trained
+    on exactly ``speakers``: a teacher that heard a test speaker would leak it."""
+    if not plan.teachers:
+        return None
+    import keras
+
+    import train.lstm  # noqa: F401  (registers the LSTM layer for loading)
+
+    models = []
+    for run_dir in plan.teachers:
+        d = run_dir if fold is None else run_dir / "folds" / f"fold-{fold + 1}"
+        cfg_path = d / "config.json"
+        if not cfg_path.is_file():
+            raise ConfigError(f"--teacher {run_dir}: no {cfg_path.relative_to(run_dir)}"
+                              " (train the teacher with the same --folds/--repeats"
+                              + (", and --final" if fold is None else "") + ")")
+        t = json.loads(cfg_path.read_text())["training"]
+        heard = sorted_speakers([*t.get("train_speakers", []), *t.get("val_speakers", [])])
+        mine = sorted_speakers(speakers)
+        unseen = sorted(set(heard) - set(mine))
+        if unseen:
+            raise ConfigError(f"--teacher {d}: trained on {', '.join(unseen)}, which this"
+                              " model must not hear (the folds differ)")
+        models.append(keras.models.load_model(d / "model.keras", compile=False))
+
+    def probabilities(x: np.ndarray) -> np.ndarray:
+        return np.mean([predict(m, x, batch_size=256) for m in models], axis=0)
+
+    return probabilities
+
+
 def _fit(plan: RunPlan, cfg: TrainConfig, n_classes: int, train: list[Recording],
          y_train: np.ndarray, copies: list[list[Recording]], val: list[Recording],
-         y_val: np.ndarray, *, name: str) -> tuple[FitResult, Normalizer]:
+         y_val: np.ndarray, *, name: str, teacher=None) -> tuple[FitResult, Normalizer]:
     """Fit one model: the clean device inputs of ``train`` every epoch, plus augmented
     inputs of one waveform copy (in rotation, drawn afresh each epoch)."""
     spec = plan.spec
@@ -445,5 +486,5 @@ def _fit(plan: RunPlan, cfg: TrainConfig, n_classes: int, train: list[Recording]
         dv = device_inputs(val, spec)
         x_val, y_val_rows = dv.inputs, y_val[dv.recording]
     result = fit_model(n_classes, normalizer, epoch_inputs, y_train, cfg, x_val=x_val,
-                       y_val=y_val_rows, name=name)
+                       y_val=y_val_rows, teacher=teacher, name=name)
     return result, normalizer
