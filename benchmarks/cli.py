@@ -2,17 +2,16 @@
 
 Writes ``OUT/benchmark.json`` (everything, for machines), ``OUT/benchmark.md`` (for people),
 ``OUT/confusion-<model>.png`` and ``OUT/latency.png``. ``ser-bench --readme OUT/benchmark.json``
-prints the README's table from a report.
+prints the README's tables from a report.
 
 Runs without TensorFlow, librosa or matplotlib (a Raspberry Pi with only the edge runtime):
-Keras models and the front-end peers are then skipped with a note, and the float side of the
-int8 comparison is the float32 TFLite bundle.
+Keras models, the room conditions and the front-end peers are then skipped with a note, and
+the float side of the int8 comparison is the float32 TFLite bundle.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import json
 import os
 import shlex
@@ -26,30 +25,37 @@ from typing import Any
 import click
 import numpy as np
 
-from benchmarks import accuracy, latency, plots, processes, report
+from benchmarks import latency, live, plots, report
+from benchmarks.accuracy import EvalSet
+from benchmarks.choose import choose_models, held_out_by, keras_references, table_order
 from benchmarks.contenders import (
     KERAS,
     Contender,
     KerasRunner,
-    default_arguments,
     float_counterparts,
-    keras_reference,
-    load_contenders,
-    same_training,
     tensorflow_available,
 )
+from benchmarks.data import Corpus, read_corpora, spec_groups
 from benchmarks.progress import say
+from benchmarks.stages import (
+    SingleThreadedBlas,
+    clean_sets,
+    clip_list,
+    fresh_processes,
+    frontend_peers,
+    live_all,
+    score_conditions,
+    score_corpora,
+)
 from edge.cli_errors import CliError
 from edge.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, EdgeSerError
-from edge.extras import TRAIN_EXTRA, ExtraMissingError, missing_extra
+from edge.extras import missing_extra
 
 PROG = "ser-bench"
-FORMAT = "edge-ser-benchmark"
-FORMAT_VERSION = 1
 LATENCY_WINDOWS = 20
-"""Real audio windows the latency figures cycle through."""
-SHOWN_FAILURES = 5
-"""Unreadable clips named on stderr; the rest are counted (all are in the JSON)."""
+"""Real utterances the latency figures cycle through."""
+CONDITION_NAMES = report.CONDITIONS
+"""``train.augment.CONDITIONS``' names, in report order (checked against it when it loads)."""
 
 
 def parse_threads(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
@@ -60,6 +66,19 @@ def parse_threads(ctx: click.Context, param: click.Parameter, value: str) -> lis
     if not threads or threads[0] < 1:
         raise click.BadParameter(f"{value!r}: thread counts must be >= 1")
     return threads
+
+
+def parse_conditions(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if names in ([], ["none"]):
+        return []
+    if names == ["all"]:
+        return list(CONDITION_NAMES)
+    unknown = [n for n in names if n not in CONDITION_NAMES]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: choose from"
+                                 f" {', '.join(CONDITION_NAMES)}, all or none")
+    return [n for n in CONDITION_NAMES if n in names]
 
 
 def versions() -> dict[str, str | None]:
@@ -123,9 +142,11 @@ class _Stages:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("more_models", nargs=-1, metavar="[MODEL...]")
-@click.option("--data", "data", metavar="DIR", default=lambda: os.environ.get("SER_DATA"),
-              help="Labelled clips the models were NOT trained on (RAVDESS names, or another"
-                   " corpus train.corpora reads).  [default: $SER_DATA]")
+@click.option("--data", "data", multiple=True, metavar="DIR",
+              help="Labelled clips (RAVDESS names, or another corpus train.corpora reads);"
+                   " repeat it to score more corpora, each on its own. The first is the"
+                   " primary corpus (headline, room conditions, timing audio).  [default:"
+                   " $SER_DATA]")
 @click.option("--models", "models", multiple=True, metavar="MODEL",
               help="A .tflite bundle, a ser-train RUN_DIR (Keras float) or a shipped name;"
                    " repeat it or list several after it.  [default: every shipped bundle,"
@@ -135,18 +156,32 @@ class _Stages:
 @click.option("--out", "out", default="reports", show_default=True, metavar="DIR",
               type=click.Path(file_okay=False), help="Where the report and plots go.")
 @click.option("--clips", type=click.IntRange(min=1), metavar="N",
-              help="Score at most N clips, spread over speakers and labels.  [default: all]")
+              help="Score at most N clips per corpus, spread over speakers and labels."
+                   "  [default: all]")
+@click.option("--conditions", default="all", show_default=True, callback=parse_conditions,
+              metavar="NAME,...", help="Room conditions to score the primary corpus's"
+                                        " held-out speakers under: quiet, reverb, noise,"
+                                        " combined, all or none.")
+@click.option("--live-clips", type=click.IntRange(min=0), default=480, show_default=True,
+              metavar="N", help="Clips in each int8 bundle's live recording (0: no live"
+                                " measurement).")
+@click.option("--hour-seconds", type=click.FloatRange(min=0.0), default=3600.0,
+              show_default=True, metavar="S",
+              help="Length of the long recording predict and listen --file read for peak"
+                   " RSS (0: skip).")
 @click.option("--repeats", type=click.IntRange(min=5), default=500, show_default=True,
               metavar="N", help="Timings per latency figure (median, p95, p99 over N).")
 @click.option("--keras-repeats", type=click.IntRange(min=3), default=50, show_default=True,
               metavar="N", help="Timings of Keras predict (about 100x slower per call).")
 @click.option("--stream-seconds", type=click.FloatRange(min=5.0), default=60.0,
               show_default=True, metavar="S",
-              help="Length of the recording `edge-ser listen` replays, seconds.")
+              help="Length of the recording (clips and pauses over a quiet room) the latency"
+                   " figures and the RTF runs of `edge-ser listen` use, seconds.")
 @click.option("--process-repeats", type=click.IntRange(min=1), default=3, show_default=True,
               metavar="N", help="Runs of each fresh-process measurement (start-up, RSS, RTF).")
 @click.option("--hop", "hop_seconds", type=click.FloatRange(min=0.01), default=None,
-              metavar="S", help="Streaming hop, seconds.  [default: the models' own]")
+              metavar="S", help="Hop between interim results, seconds.  [default: the"
+                                " models' own]")
 @click.option("--folds", is_flag=True,
               help="Also score each RUN_DIR's fold models (RUN_DIR/folds/fold-k) on their own"
                    " test speakers: a held-out figure even when --data holds training"
@@ -158,41 +193,51 @@ class _Stages:
 @click.option("--json", "as_json", is_flag=True,
               help="Also print benchmark.json to stdout (nothing else goes to stdout).")
 @click.option("--readme", "readme", metavar="JSON", type=click.Path(dir_okay=False),
-              help="Print the README's benchmark table from an existing benchmark.json and"
+              help="Print the README's benchmark tables from an existing benchmark.json and"
                    " exit.")
-def cli(more_models: tuple[str, ...], data: str | None, models: tuple[str, ...],
-        threads: list[int], out: str, clips: int | None, repeats: int, keras_repeats: int,
+def cli(more_models: tuple[str, ...], data: tuple[str, ...], models: tuple[str, ...],
+        threads: list[int], out: str, clips: int | None, conditions: list[str],
+        live_clips: int, hour_seconds: float, repeats: int, keras_repeats: int,
         stream_seconds: float, process_repeats: int, hop_seconds: float | None, folds: bool,
         no_keras: bool, no_peers: bool, as_json: bool, readme: str | None) -> None:
-    """Benchmark int8 against float models on accuracy, latency, streaming, size and memory.
+    """Benchmark int8 against float models on accuracy, live use, latency, size and memory.
 
     \b
       ser-bench --data DIR                      the shipped bundles (int8 + float32)
+      ser-bench --data DIR --data OTHER         + another corpus, scored on its own
       ser-bench --data DIR --models a.tflite runs/cnn --threads 1,2
       ser-bench --data DIR --models runs/cnn --folds   + held-out fold scores
-      ser-bench --readme reports/benchmark.json       the README table
+      ser-bench --readme reports/benchmark.json       the README tables
 
-    DIR holds labelled recordings of speakers the models were not trained on. Clips of
-    speakers a model's metadata lists as training speakers are scored separately and marked
-    "training speakers - not a generalisation figure".
+    DIR holds labelled recordings. Each is scored as `edge-ser predict` scores a file
+    (endpointed utterances, their windows, speech-weighted); a recording with no utterance
+    counts as wrong. Recordings of speakers a model's metadata lists as training speakers
+    are scored separately and marked "training speakers - not a generalisation figure".
 
     Measured, each model side by side in one run: accuracy, macro-F1, per-class recall and
-    a confusion matrix; int8-vs-float accuracy gap and top-1 agreement on the same clips;
-    latency (median/p95/p99) of the front end per window and per hop, of the interpreter
-    invoke and of a whole streaming hop, for each thread count, with Keras predict as the
-    reference; `edge-ser listen` real-time factor and peak RSS; process start to first
-    prediction; bundle size, parameters and the peak RSS of a process that only loads and
-    runs the model; our MFCC against librosa and python_speech_features.
+    a confusion matrix; interim accuracy (every hop during speech); accuracy under the room
+    conditions (quiet, reverb, noise, combined) and on every other corpus; int8-vs-float
+    agreement recording by recording; live: each int8 bundle on a long recording of clips
+    with pauses through `edge-ser listen --file --fast --json` against `edge-ser predict` on
+    the clips (pauses, final latency); latency of every step per hop (interim hops apart),
+    the invoke and Keras predict; `listen` real-time factor, peak RSS and start to first
+    result; an hour through predict and listen (peak RSS); size and load-only memory; our
+    front end against librosa and python_speech_features.
 
     Exit status: 0 ok, 1 failure, 2 bad input (no data, no usable model; a bad model or
     clip among good ones is reported, the rest benchmarked, and the exit status is 2).
     """
     try:
         if readme:
-            click.echo(report.readme_table(report.read_report(Path(readme))), nl=False)
+            from benchmarks.readme import readme_table
+
+            click.echo(readme_table(report.read_report(Path(readme))), nl=False)
             return
-        code = run(list(models) + list(more_models), data=data, threads=threads, out=Path(out),
-                   clips=clips, repeats=repeats, keras_repeats=keras_repeats,
+        directories = list(data) or ([os.environ["SER_DATA"]] if os.environ.get("SER_DATA")
+                                     else [])
+        code = run(list(models) + list(more_models), data=directories, threads=threads,
+                   out=Path(out), clips=clips, conditions=conditions, live_clips=live_clips,
+                   hour_seconds=hour_seconds, repeats=repeats, keras_repeats=keras_repeats,
                    stream_seconds=stream_seconds, process_repeats=process_repeats,
                    hop_seconds=hop_seconds, folds=folds, with_keras=not no_keras,
                    peers=not no_peers, as_json=as_json)
@@ -205,77 +250,91 @@ def cli(more_models: tuple[str, ...], data: str | None, models: tuple[str, ...],
         sys.exit(code)
 
 
-def run(arguments: list[str], *, data: str | None, threads: list[int], out: Path,
-        clips: int | None, repeats: int, keras_repeats: int, stream_seconds: float,
-        process_repeats: int, hop_seconds: float | None, folds: bool, with_keras: bool,
-        peers: bool, as_json: bool) -> int:
+def run(arguments: list[str], *, data: list[str], threads: list[int], out: Path,
+        clips: int | None, conditions: list[str], live_clips: int, hour_seconds: float,
+        repeats: int, keras_repeats: int, stream_seconds: float, process_repeats: int,
+        hop_seconds: float | None, folds: bool, with_keras: bool, peers: bool,
+        as_json: bool) -> int:
     """The whole benchmark; returns the exit status."""
     started = time.perf_counter()
     load_at_start = load_average()
     command = " ".join([PROG, *(shlex.quote(a) for a in sys.argv[1:])])
     if not data:
         raise ConfigError("no data: pass --data DIR (labelled clips) or set SER_DATA")
-    if not Path(data).exists():
-        raise ConfigError(f"--data {data}: no such directory")
+    for d in data:
+        if not Path(d).exists():
+            raise ConfigError(f"--data {d}: no such directory")
     notes: list[str] = []
     errors: list[str] = []
-    stage = _Stages(7)
+    stage = _Stages(9)
 
     stage("models")
-    contenders = _choose_models(arguments, folds, notes, errors)
+    contenders = choose_models(arguments, folds, notes, errors)
     has_tf = tensorflow_available()
+    groups = spec_groups(contenders, hop_seconds)
 
-    stage("clips", f" under {data}")
-    evalsets, corpus_info = _read_data(data, clips, contenders, errors)
-    first_set = next(iter(evalsets.values()))
+    stage("recordings", f" ({', '.join(data)})")
+    corpora = read_corpora(data, clips)
+    clean = clean_sets(corpora, groups, errors)
 
-    stage("accuracy")
-    keras_runners = {c.name: KerasRunner(c) for c in contenders
-                     if c.runtime == KERAS and not c.pooled}
-    scored = accuracy.evaluate(contenders, evalsets, loaded=keras_runners)
+    stage("accuracy", " (clean, with interim results)")
+    runners: dict[str, Any] = {}
+    scored = score_corpora(groups, clean, corpora, runners, interims=True)
 
-    blas = _SingleThreadedBlas()
+    stage("room conditions", f" ({', '.join(conditions) or 'none'})")
+    by_condition = score_conditions(corpora[0], groups, conditions, runners, notes)
+
+    blas = SingleThreadedBlas()
     with tempfile.TemporaryDirectory(prefix="ser-bench-") as tmp, blas:
         stage("latency", f" ({repeats} timings per figure, threads"
                          f" {','.join(map(str, threads))})")
         main_models = [c for c in contenders if not c.pooled]
+        keras_runners = {c.name: runners.get(c.name) or KerasRunner(c) for c in main_models
+                         if c.runtime == KERAS}
         if has_tf and with_keras:
-            for ref in _keras_references(main_models, Path(tmp), notes):
+            for ref in keras_references(main_models, Path(tmp), notes):
                 main_models.append(ref)
                 contenders.append(ref)
                 keras_runners[ref.name] = KerasRunner(ref)
-            contenders.sort(key=_table_order)
+            contenders.sort(key=table_order)
         tflite_models = [c for c in main_models if c.bundle is not None]
-        hop = hop_seconds or (tflite_models[0].bundle.metadata.hop_seconds if tflite_models
-                              else 0.5)
-        spec = (tflite_models or main_models)[0].spec
-        windows, stream_signal, whole = _audio_for_timing(first_set, spec, stream_seconds)
-        lat = latency.measure(main_models, windows, stream_signal, threads=threads,
-                              samples=repeats, keras_samples=keras_repeats, hop_seconds=hop,
-                              keras={c.name: keras_runners[c.name] for c in main_models
-                                     if c.name in keras_runners},
-                              pairs=[(q.name, f.name) for q, f in
-                                     float_counterparts(main_models)])
+        timing_set = clean[(corpora[0].name, 0)]
+        hop = hop_seconds or (tflite_models or main_models)[0].hop_seconds
+        recording = Path(tmp) / "stream.wav"
+        stream_placed = live.write_recording(
+            recording, clip_list(timing_set, range(len(timing_set.utterances)), seed=0),
+            total_seconds=stream_seconds)
+        stream_signal = live.load(recording, live.RATE)
+        lat = latency.measure(
+            main_models, latency.utterance_windows(timing_set.recordings, timing_set.spec,
+                                                   LATENCY_WINDOWS),
+            stream_signal, threads=threads, samples=repeats, keras_samples=keras_repeats,
+            hop_seconds=hop, keras=keras_runners,
+            pairs=[(q.name, f.name) for q, f in float_counterparts(main_models)])
         if max(threads) > (os.cpu_count() or 1):
             notes.append(f"{max(threads)} interpreter threads on {os.cpu_count()} cores:"
                          " oversubscribed, so those figures show contention, not scaling.")
 
-        stage("fresh processes", f" (streaming {stream_seconds:g} s, start-up, memory;"
+        stage("fresh processes", f" (listen on {stream_seconds:g} s, start-up, memory;"
                                  f" {process_repeats} runs each)")
-        recording = processes.write_wav(Path(tmp) / "stream.wav", whole,
-                                        spec.frontend.sample_rate)
-        proc, baseline = _fresh_processes(
-            main_models, recording, whole.size / spec.frontend.sample_rate,
-            Path(first_set.utterances[0].path), threads=threads[0], repeats=process_repeats,
+        proc, baseline = fresh_processes(
+            main_models, recording, stream_signal.size / live.RATE,
+            Path(timing_set.utterances[0].path), threads=threads[0], repeats=process_repeats,
             hop_seconds=hop_seconds, errors=errors)
 
+        stage("live", f" ({live_clips} clips per int8 bundle; an hour-long recording:"
+                      f" {hour_seconds:g} s)")
+        lives, hour = live_all(tflite_models, clean, groups, corpora, scored, live_clips,
+                            hour_seconds, Path(tmp), threads[0], hop_seconds, notes, errors)
+
     stage("front-end peers")
-    with _SingleThreadedBlas():
-        peer = _peers(first_set, repeats, notes) if peers else {"skipped": "--no-peers"}
+    with SingleThreadedBlas():
+        peer = (frontend_peers(timing_set, repeats, notes) if peers
+                else {"skipped": "--no-peers"})
 
     stage("report", f" in {out}")
     result = {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "format": report.FORMAT, "format_version": report.FORMAT_VERSION,
         "command": command,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),
@@ -283,13 +342,20 @@ def run(arguments: list[str], *, data: str | None, threads: list[int], out: Path
         "settings": {"threads": threads, "repeats": repeats, "keras_repeats": keras_repeats,
                      "stream_seconds": stream_seconds, "process_repeats": process_repeats,
                      "hop_seconds": lat["hop_seconds"], "clips_limit": clips,
-                     "folds": folds, "blas_threads": blas.threads},
-        "data": {"dir": str(data), **corpus_info, **first_set.describe()},
-        "models": [_model_entry(c, scored, proc, _held_out_by(contenders))
-                   for c in contenders],
-        "comparisons": scored["comparisons"],
+                     "conditions": conditions, "live_clips": live_clips,
+                     "hour_seconds": hour_seconds, "folds": folds,
+                     "blas_threads": blas.threads},
+        "data": [_describe_corpus(c, clean[(c.name, 0)]) for c in corpora],
+        "models": [_model_entry(c, scored, by_condition, corpora, proc, lives,
+                                held_out_by(contenders)) for c in contenders],
+        "comparisons": [x for s in scored.values() for x in s["comparisons"]],
+        "condition_comparisons": [x for s in by_condition.values() for x in s["comparisons"]],
         "latency": lat,
+        "stream_recording": {"seconds": round(stream_signal.size / live.RATE, 1),
+                             "clips": len(stream_placed), "room_db": live.ROOM_DB,
+                             "pause_seconds": list(live.PAUSE_SECONDS)},
         "baseline_process": baseline,
+        "hour": hour,
         "frontend_peers": peer,
         "notes": notes, "errors": errors,
     }
@@ -304,214 +370,28 @@ def run(arguments: list[str], *, data: str | None, threads: list[int], out: Path
     return EXIT_BAD_INPUT if errors else 0
 
 
-def _choose_models(arguments: list[str], folds: bool, notes: list[str],
-                   errors: list[str]) -> list[Contender]:
-    """The contenders: ``arguments`` or the shipped bundles; Keras ones only with
-    TensorFlow; pooled fold models with ``--folds``. Unusable arguments go to ``errors``."""
-    chosen = arguments or default_arguments()
-    if not chosen:
-        raise ConfigError("no models: no shipped bundles are installed; pass --models"
-                          " MODEL.tflite or a RUN_DIR")
-    contenders, bad = load_contenders(chosen)
-    for message in bad:
-        say(message)
-    errors += bad
-    has_tf = tensorflow_available()
-    if not has_tf:
-        skipped = [c for c in contenders if c.runtime == KERAS]
-        contenders = [c for c in contenders if c.runtime != KERAS]
-        for c in skipped:  # asked for by name: an error (exit 2) that names the extra
-            message = (f"{c.path}: a Keras RUN_DIR needs TensorFlow, which this install does"
-                       f" not have; install the host extra: {TRAIN_EXTRA}")
-            say(message)
-            errors.append(message)
-        notes.append("TensorFlow is not installed: no Keras models or reference; the float"
-                     f" side is the float32 TFLite bundle ({TRAIN_EXTRA} adds them).")
-    if folds and has_tf:
-        from benchmarks.folds import all_fold_contenders
-
-        pooled, fold_notes = all_fold_contenders(contenders)
-        contenders += pooled
-        notes += fold_notes
-    elif folds:
-        message = ("--folds needs TensorFlow (Keras fold models), which this install does not"
-                   f" have: skipped; install the host extra: {TRAIN_EXTRA}")
-        say(message)
-        errors.append(message)
-    if not contenders:
-        if not has_tf and any(e.endswith(TRAIN_EXTRA) for e in errors):
-            raise ExtraMissingError("no usable models: Keras RUN_DIRs need TensorFlow;"
-                                    f" install the host extra: {TRAIN_EXTRA}")
-        raise ConfigError("no usable models (see the messages above)")
-    contenders.sort(key=_table_order)
-    for c in contenders:
-        say(f"  {c.name}: {c.runtime} {c.kind} {c.quantization}, {c.size_bytes} bytes")
-    return contenders
+# --------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------
 
 
-class _SingleThreadedBlas:
-    """numpy's BLAS limited to one thread while timing (``threadpoolctl``, when installed).
-
-    On a busy machine a multi-threaded BLAS call waits for worker threads that are not
-    scheduled: a 40x257 float32 matrix product (librosa's mel projection) was measured at
-    0.1 ms alone and 16 ms under load. The device runs the front end on one core; the
-    interpreter's own threads (``--threads``) and TensorFlow's pools are not affected.
-    """
-
-    def __init__(self) -> None:
-        self.threads: int | str = "default (threadpoolctl not installed)"
-        self._limit: Any = None
-
-    def __enter__(self) -> _SingleThreadedBlas:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            return self
-        self._limit = threadpool_limits(limits=1, user_api="blas")
-        self.threads = 1
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._limit is not None:
-            self._limit.restore_original_limits()
+def _describe_corpus(corpus: Corpus, evalset: EvalSet) -> dict[str, Any]:
+    return {"name": corpus.name, "dir": corpus.directory, **corpus.info, **evalset.describe()}
 
 
-def _table_order(c: Contender) -> tuple:
-    """Kind by kind: int8, float32 TFLite, Keras; pooled folds after the single models."""
-    rank = 0 if c.is_int8 else 1 if c.runtime != KERAS else 2
-    return (c.kind, c.pooled, rank)
-
-
-def _read_data(data: str, clips: int | None, contenders: list[Contender],
-               errors: list[str]) -> tuple[dict[str, accuracy.EvalSet], dict[str, Any]]:
-    """Model inputs of the clips under ``data``, once per feature spec among the
-    contenders; unreadable clips go to ``errors`` (a few named on stderr)."""
-    utterances, corpus_info = accuracy.read_clips(data, clips)
-    if not utterances:
-        raise ConfigError(f"--data {data}: no labelled clips found")
-    evalsets: dict[str, accuracy.EvalSet] = {}
-    for c in contenders:
-        key = accuracy.spec_key(c.spec)
-        if key not in evalsets:
-            evalsets[key] = accuracy.build_eval_set(utterances, c.spec)
-    first_set = next(iter(evalsets.values()))
-    if not first_set.utterances:
-        raise ConfigError(f"--data {data}: none of the {len(utterances)} clips could be read"
-                          f" ({first_set.failed[0][1]})")
-    for i, (path, reason) in enumerate(first_set.failed):
-        message = reason if reason.startswith(path) else f"{path}: {reason}"
-        errors.append(message)
-        if i < SHOWN_FAILURES:
-            say(f"skipped clip: {message}")
-    if len(first_set.failed) > SHOWN_FAILURES:
-        say(f"... and {len(first_set.failed) - SHOWN_FAILURES} more clips skipped (all listed"
-            " in benchmark.json)")
-    return evalsets, corpus_info
-
-
-def _fresh_processes(models: list[Contender], recording: Path, audio_seconds: float,
-                     clip: Path, *, threads: int, repeats: int, hop_seconds: float | None,
-                     errors: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Streaming, start-up and load-only figures per model, and the baseline process."""
-    out: dict[str, dict[str, Any]] = {}
-    for c in models:
-        entry: dict[str, Any] = {}
-        if c.bundle is not None:
-            entry["streaming"] = processes.streaming(c, recording, audio_seconds,
-                                                     threads=threads, repeats=repeats,
-                                                     hop_seconds=hop_seconds)
-        entry["first_prediction"] = processes.first_prediction(c, clip, repeats=repeats)
-        entry["load_only"] = processes.load_only(c, None, repeats=repeats)
-        for key, value in entry.items():
-            if "error" in value:
-                say(f"{c.name} {key}: {value['error']}")
-                errors.append(f"{c.name} {key}: {value['error']}")
-        out[c.name] = entry
-    return out, processes.load_only(None, None, repeats=repeats)
-
-
-def _keras_references(models: list[Contender], directory: Path,
-                      notes: list[str]) -> list[Contender]:
-    """Keras models of the same architecture for kinds that have no RUN_DIR contender."""
-    have = {c.kind for c in models if c.runtime == KERAS}
-    refs = []
-    for c in models:
-        if c.bundle is None or c.kind in have or c.kind not in ("cnn", "cnn-lstm"):
-            continue
-        have.add(c.kind)
-        try:
-            refs.append(keras_reference(c, directory / c.kind))
-        except Exception as e:  # a reference is a nicety; never fail the benchmark for it
-            notes.append(f"no Keras reference for {c.kind}: {type(e).__name__}: {e}")
-            continue
-        notes.append(f"{refs[-1].name}: the {c.kind} architecture in Keras with untrained"
-                     " weights, for Keras predict latency and memory only (pass the RUN_DIR"
-                     " to time the trained model).")
-    return refs
-
-
-def _audio_for_timing(evalset: accuracy.EvalSet, spec, stream_seconds: float
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Windows for the latency figures, a signal to stream hop by hop, and the recording
-    ``edge-ser listen`` replays (whole clips back to back, about ``stream_seconds``)."""
-    from edge.audio import load
-
-    utts = evalset.utterances
-    picks = np.unique(np.linspace(0, len(utts) - 1, min(LATENCY_WINDOWS, len(utts)))
-                      .round().astype(int))
-    windows = np.stack([accuracy.model_window(utts[i].path, spec) for i in picks])
-    rate = spec.frontend.sample_rate
-    pieces, total, i = [], 0, 0
-    order = np.random.default_rng(0).permutation(len(utts))
-    while total < stream_seconds * rate:
-        x = load(utts[order[i % len(utts)]].path, rate, min_samples=1)
-        pieces.append(x)
-        total += x.size
-        i += 1
-    whole = np.concatenate(pieces)[: int(stream_seconds * rate)].astype(np.float32)
-    return windows, whole[: max(spec.window_samples * 4, 20 * rate)], whole
-
-
-def _peers(evalset: accuracy.EvalSet, repeats: int, notes: list[str]) -> dict[str, Any]:
-    missing = [m for m in ("librosa", "python_speech_features")
-               if importlib.util.find_spec(m) is None]
-    if missing:
-        notes.append(f"front-end peers skipped: {', '.join(missing)} not installed"
-                     f" ({TRAIN_EXTRA} adds them)")
-        return {"skipped": f"{', '.join(missing)} not installed"}
-    from benchmarks.frontend import run as frontend_run
-
-    paths = [u.path for u in evalset.utterances]
-    picks = np.unique(np.linspace(0, len(paths) - 1, min(40, len(paths))).round().astype(int))
-    chosen = [paths[i] for i in picks]
-    return frontend_run(chosen, repeats=max(3, repeats // len(chosen)))
-
-
-def _model_entry(c: Contender, scored: dict, proc: dict,
-                 held_out_by: dict[str, str]) -> dict[str, Any]:
+def _model_entry(c: Contender, scored: dict[str, dict], by_condition: dict[str, dict],
+                 corpora: list[Corpus], proc: dict, lives: dict,
+                 links: dict[str, str]) -> dict[str, Any]:
     entry = c.describe()
-    entry["accuracy"] = scored["models"].get(c.name)
-    entry["held_out_by"] = held_out_by.get(c.name)
+    primary = corpora[0].name
+    entry["accuracy"] = scored[primary]["models"].get(c.name)
+    entry["conditions"] = {name: s["models"][c.name] for name, s in by_condition.items()
+                           if c.name in s["models"]}
+    entry["corpora"] = {k.name: scored[k.name]["models"].get(c.name) for k in corpora[1:]}
+    entry["held_out_by"] = links.get(c.name)
+    entry["live"] = lives.get(c.name)
     entry.update(proc.get(c.name, {}))
     return entry
-
-
-def _held_out_by(contenders: list[Contender]) -> dict[str, str]:
-    """Model name -> the pooled fold contender that stands for it on held-out speakers: the
-    folds of its RUN_DIR (or of the run it was exported from), run the same way."""
-    links: dict[str, str] = {}
-    runs = {c.path: c for c in contenders if c.runtime == KERAS and not c.pooled}
-    for p in (c for c in contenders if c.pooled):
-        run = runs.get(p.path)
-        if run is None:
-            continue
-        for c in contenders:
-            if c.pooled or c.latency_only or (c.runtime, c.quantization) != (p.runtime,
-                                                                              p.quantization):
-                continue
-            if c is run or same_training(c, run):
-                links[c.name] = p.name
-    return links
 
 
 def _plots(result: dict, lat: dict, out: Path, notes: list[str]) -> dict[str, Any]:
@@ -525,8 +405,9 @@ def _plots(result: dict, lat: dict, out: Path, notes: list[str]) -> dict[str, An
             continue
         name = f"confusion-{report.slug(m['name'])}.png"
         title = (f"{m['name']}: accuracy {acc['accuracy']:.3f}, macro-F1 {acc['macro_f1']:.3f}"
-                 f" (n={acc['n']})\n{acc['headline']}")
-        plots.confusion(acc["confusion"], m["labels"], out / name, title)
+                 f" (n={acc['n']}, {acc['no_result']} without result)\n{acc['headline']}")
+        plots.confusion(acc["confusion"], m["labels"], out / name, title,
+                        no_result=acc.get("no_result_per_class"))
         made["confusion"][m["name"]] = name
     t1 = min(result["settings"]["threads"])
     series = {}

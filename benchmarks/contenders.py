@@ -67,6 +67,8 @@ class Contender:
     family: str = ""
     """Contenders with the same non-empty family are int8/float versions of the same
     models (pooled folds); empty: decided by :func:`same_training`."""
+    hop_seconds: float = 0.5
+    """Time between interim results, seconds (the bundle's or the run's)."""
 
     @property
     def pooled(self) -> bool:
@@ -104,6 +106,7 @@ class Contender:
             "score_speakers": (list(self.score_speakers) if self.score_speakers is not None
                                else None),
             "label_map": self.label_map or None, "latency_only": self.latency_only,
+            "hop_seconds": self.hop_seconds,
             "pooled_folds": [str(m.path) for m in self.members] or None,
         }
 
@@ -126,6 +129,7 @@ def from_bundle(path: str | os.PathLike) -> Contender:
         normalizer=meta.normalizer, training=dict(meta.training),
         size_bytes=bundle.size_bytes, parameters=int(parameters) if parameters else None,
         bundle=bundle, label_map={str(k): str(v) for k, v in label_map.items()},
+        hop_seconds=meta.hop_seconds,
     )
 
 
@@ -144,6 +148,7 @@ def from_run_dir(path: str | os.PathLike, *, name: str | None = None,
         training=dict(run.training), size_bytes=run.model_path.stat().st_size,
         parameters=int(parameters) if parameters else None, score_speakers=score_speakers,
         label_map={} if run.label_map == identity else dict(run.label_map),
+        hop_seconds=run.hop_seconds,
     )
 
 
@@ -237,6 +242,7 @@ def keras_reference(template: Contender, directory: Path) -> Contender:
         "features": template.spec.to_dict(), "labels": list(template.labels),
         "normalization": template.normalizer.to_dict(),
         "model": {"kind": template.kind, "parameters": int(core.count_params())},
+        "hop_seconds": template.hop_seconds,
         "training": {"note": "untrained weights: a latency and memory reference only"},
     }))
     ref = from_run_dir(directory, name=f"{template.kind}-keras (architecture)")
@@ -251,9 +257,6 @@ def keras_reference(template: Contender, directory: Path) -> Contender:
 class TfliteRunner:
     """A bundle through the runtime's classifier: un-normalised inputs -> probabilities."""
 
-    batch = 32
-    """Clips per :meth:`predict` call when scoring (for the progress bar)."""
-
     def __init__(self, contender: Contender, *, threads: int = 1) -> None:
         from edge.classifier import Classifier
 
@@ -263,7 +266,8 @@ class TfliteRunner:
         self.classifier = Classifier(contender.bundle, threads=threads)
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
-        """``(n, *input_shape)`` un-normalised float32 -> ``(n, n_labels)`` probabilities."""
+        """``(n, *input_shape)`` un-normalised float32 -> ``(n, n_labels)`` probabilities,
+        one window at a time (:meth:`edge.classifier.Classifier.classify_features`)."""
         out = np.zeros((len(inputs), len(self.contender.labels)), dtype=np.float32)
         for i, x in enumerate(inputs):
             out[i] = self.classifier.classify_features(x).probs
@@ -272,9 +276,6 @@ class TfliteRunner:
 
 class KerasRunner:
     """A RUN_DIR's ``model.keras`` (normalisation inside): un-normalised inputs -> probs."""
-
-    batch = 100_000
-    """Clips per :meth:`predict` call: all at once (one traced graph)."""
 
     def __init__(self, contender: Contender) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -3,6 +3,10 @@
 numpy only. Labels are indices into one label list; scores are computed over the classes
 that occur in the truth (a class nobody said cannot be recalled), so a test set without,
 say, "calm" does not drag macro-F1 down with an undefined zero.
+
+A prediction of ``-1`` is *no result* (``edge-ser predict`` found no utterance in the file:
+``"label": null``): it counts as wrong, in the accuracy and in the recall of its true class,
+and is counted per class in ``no_result``; it claims no class, so no precision changes.
 """
 
 from __future__ import annotations
@@ -24,11 +28,15 @@ class Scores:
     """Per-class recall; None for classes absent from the truth."""
     confusion: np.ndarray
     """Counts, shape ``(n_labels, n_labels)``: row = true label, column = predicted."""
+    no_result: np.ndarray
+    """Predictions without a result per true label, int64 ``(n_labels,)``."""
 
     def to_dict(self) -> dict:
         return {"n": self.n, "accuracy": self.accuracy, "macro_f1": self.macro_f1,
                 "recall": self.recall, "labels": list(self.labels),
-                "confusion": self.confusion.astype(int).tolist()}
+                "confusion": self.confusion.astype(int).tolist(),
+                "no_result": int(self.no_result.sum()),
+                "no_result_per_class": self.no_result.astype(int).tolist()}
 
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_labels: int) -> np.ndarray:
@@ -41,13 +49,16 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_labels: int) ->
 
 
 def score(truth: np.ndarray, predicted: np.ndarray, labels: tuple[str, ...]) -> Scores:
-    """Scores of predicted label indices against true label indices (both shape ``(n,)``)."""
+    """Scores of predicted label indices (``-1``: no result) against true label indices (both
+    shape ``(n,)``)."""
     truth = np.asarray(truth, dtype=np.int64)
     predicted = np.asarray(predicted, dtype=np.int64)
     if truth.shape != predicted.shape:
         raise ValueError(f"truth {truth.shape} and predictions {predicted.shape} differ")
-    m = confusion_matrix(truth, predicted, len(labels))
-    support = m.sum(axis=1)
+    answered = predicted >= 0
+    m = confusion_matrix(truth[answered], predicted[answered], len(labels))
+    no_result = np.bincount(truth[~answered], minlength=len(labels)).astype(np.int64)
+    support = m.sum(axis=1) + no_result
     claimed = m.sum(axis=0)
     hits = np.diag(m)
     present = support > 0
@@ -62,7 +73,7 @@ def score(truth: np.ndarray, predicted: np.ndarray, labels: tuple[str, ...]) -> 
         macro_f1=float(f1[present].mean()) if present.any() else float("nan"),
         recall={lab: (float(recall[i]) if present[i] else None)
                 for i, lab in enumerate(labels)},
-        confusion=m,
+        confusion=m, no_result=no_result,
     )
 
 
@@ -72,6 +83,20 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     if a.shape != b.shape or a.size == 0:
         raise ValueError(f"cannot compare predictions of shapes {a.shape} and {b.shape}")
     return float(np.mean(a.argmax(axis=1) == b.argmax(axis=1)))
+
+
+def top1(probs: np.ndarray, merge: dict[int, int] | None = None) -> np.ndarray:
+    """Top class of each row of ``(n, n_labels)`` probabilities, ``-1`` for a NaN row (no
+    result); ``merge`` maps predicted classes onto others afterwards (``calm -> neutral`` for
+    a corpus without calm). int64 ``(n,)``."""
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2:
+        raise ValueError(f"probabilities must be 2-D, got shape {p.shape}")
+    out = np.where(np.isnan(p).any(axis=1), -1,
+                   np.nan_to_num(p, nan=-1.0).argmax(axis=1) if p.shape[1] else -1)
+    for a, b in (merge or {}).items():
+        out[out == a] = b
+    return out.astype(np.int64)
 
 
 def binomial_se(p: float, n: int) -> float:

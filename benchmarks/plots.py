@@ -23,11 +23,26 @@ def _pyplot():
     return plt
 
 
-def confusion(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
-    """Row-normalised confusion matrix (recall per true class) with counts, as a PNG."""
+NO_RESULT = "(no result)"
+"""Row and column of recordings without a result (no utterance found) in a confusion PNG."""
+
+
+def confusion(matrix: list[list[int]], labels: list[str], path: Path, title: str, *,
+              no_result: list[int] | None = None) -> Path:
+    """Row-normalised confusion matrix (recall per true class) with counts, as a PNG.
+
+    ``no_result``: recordings of each true class without a result; when any, they get a
+    column of their own (and an empty row, so the plot stays square) and count in the rows'
+    totals."""
     from train.plots import plot_confusion  # numpy + matplotlib only: fine on a Pi
 
-    plot_confusion(matrix, labels, path, title)
+    m = np.asarray(matrix, dtype=np.int64)
+    names = list(labels)
+    if no_result is not None and any(no_result):
+        m = np.pad(m, ((0, 1), (0, 1)))
+        m[:-1, -1] = no_result
+        names.append(NO_RESULT)
+    plot_confusion(m.tolist(), names, path, title)
     return path
 
 

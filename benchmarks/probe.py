@@ -4,10 +4,12 @@
     python -m benchmarks.probe --keras RUN_DIR [--clip CLIP]
     python -m benchmarks.probe --baseline
 
-Prints one JSON line: import, load and first-run seconds, the backend, and this process's
-``VmHWM`` (peak RSS from ``/proc/self/status``; null where there is no /proc). A TFLite probe
-imports only the edge runtime, never TensorFlow; ``--baseline`` imports numpy and the
-interpreter module and loads nothing, the floor under every edge figure.
+The model runs once on the windows of the clip's first utterance (or, without a clip, on one
+window of the silence floor). Prints one JSON line: import, load and first-run seconds, the
+backend, and this process's ``VmHWM`` (peak RSS from ``/proc/self/status``; null where there
+is no /proc). A TFLite probe imports only the edge runtime, never TensorFlow; ``--baseline``
+imports numpy and the interpreter module and loads nothing, the floor under every edge
+figure.
 """
 
 from __future__ import annotations
@@ -31,29 +33,34 @@ def vm_hwm_bytes() -> int | None:
     return None
 
 
-def _window(spec, clip: str | None):
+def _inputs(spec, clip: str | None):
+    """The model inputs of the clip's first utterance (all of it when the endpointer finds
+    none), or of one window of silence (the floor) without a clip: ``(k, *input_shape)``."""
     import numpy as np
 
-    if clip is None:
-        return np.zeros(spec.window_samples, dtype=np.float32)
-    from edge.audio import load
-    from edge.clip import clip_window
+    from edge.utterance import recording_frames, recording_segments, utterance_inputs
 
-    return clip_window(load(clip, spec.frontend.sample_rate, min_samples=1), spec)
+    if clip is None:
+        return utterance_inputs(np.zeros((1, spec.frontend.n_mels), np.float32), spec)
+    from edge.audio import load
+
+    mel, levels = recording_frames(load(clip, spec.frontend.sample_rate,
+                                        min_samples=spec.frontend.frame_length), spec)
+    segments = recording_segments(levels, spec)
+    start, end = (segments[0].start, segments[0].end) if segments else (0, len(mel))
+    return utterance_inputs(mel[start:end], spec, levels=levels[start:end])
 
 
 def run_tflite(path: str, clip: str | None) -> dict:
     from edge.bundle import load_bundle
     from edge.classifier import Classifier
-    from edge.features import signal_input
 
     imported = time.perf_counter()
     bundle = load_bundle(path)
     classifier = Classifier(bundle, threads=1)
     loaded = time.perf_counter()
-    spec = bundle.metadata.features
-    label = classifier.labels[int(classifier.classify_features(
-        signal_input(_window(spec, clip), spec)).probs.argmax())]
+    scores = classifier.classify_inputs(_inputs(bundle.metadata.features, clip))
+    label = classifier.labels[int(scores.probs.argmax())]
     ran = time.perf_counter()
     return {"backend": classifier.model.backend, "label": label,
             "import_seconds": imported - _STARTED, "load_seconds": loaded - imported,
@@ -68,14 +75,14 @@ def run_keras(run_dir: str, clip: str | None) -> dict:
     import keras
 
     import train.lstm  # noqa: F401  (registers UnrolledLSTM, the CNN+LSTM's layer)
-    from edge.features import FeatureSpec, signal_input
+    from edge.features import FeatureSpec
 
     imported = time.perf_counter()
     config = json.loads((Path(run_dir) / "config.json").read_text())
     spec = FeatureSpec.from_dict(config["features"])
     model = keras.saving.load_model(Path(run_dir) / "model.keras", compile=False)
     loaded = time.perf_counter()
-    probs = model.predict(signal_input(_window(spec, clip), spec)[None], verbose=0)[0]
+    probs = model.predict(_inputs(spec, clip), verbose=0).mean(axis=0)
     ran = time.perf_counter()
     return {"backend": f"keras {keras.__version__}", "label": config["labels"][int(probs.argmax())],
             "import_seconds": imported - _STARTED, "load_seconds": loaded - imported,

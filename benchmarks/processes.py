@@ -17,7 +17,6 @@ import sys
 import tempfile
 import threading
 import time
-import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,17 +140,6 @@ def edge_ser() -> list[str]:
     return [sys.executable, "-c", "from edge.cli import main; main()"]
 
 
-def write_wav(path: Path, signal: np.ndarray, sample_rate: int) -> Path:
-    """16-bit PCM mono WAV of a float signal in [-1, 1]."""
-    pcm = (np.clip(signal, -1.0, 1.0) * 32767.0).round().astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm.tobytes())
-    return path
-
-
 def spread(values: list[float]) -> dict[str, Any]:
     """Median, min, max and count of repeated measurements."""
     a = np.asarray([v for v in values if v is not None], dtype=np.float64)
@@ -172,21 +160,26 @@ def streaming(contender: Contender, recording: Path, audio_seconds: float, *,
     runs = [run_measured(command) for _ in range(repeats)]
     failed = [r.failure() for r in runs if r.failure()]
     if failed:
-        return {"error": failed[0], "command": _shown(command)}
+        return {"error": failed[0], "command": shown(command)}
     summaries = [next((o["summary"] for o in r.json_lines() if "summary" in o), {})
                  for r in runs]
-    events = [sum(1 for o in r.json_lines() if "t" in o) for r in runs]
+    events = [sum(1 for o in r.json_lines() if "event" in o) for r in runs]
     loop_rtf = [s["wall_seconds"] / s["audio_seconds"] for s in summaries
                 if s.get("wall_seconds") and s.get("audio_seconds")]
     return {
-        "command": _shown(command),
+        "command": shown(command),
         "audio_seconds": audio_seconds,
         "threads": threads,
         "results": events[0],
+        "utterances": summaries[0].get("utterances"),
+        "hops": summaries[0].get("hops"),
+        "no_speech_hops": summaries[0].get("no_speech_hops"),
         "rtf_process": spread([r.wall_seconds / audio_seconds for r in runs]),
         "rtf_loop": spread(loop_rtf),
         "wall_seconds": spread([r.wall_seconds for r in runs]),
         "first_result_seconds": spread([r.first_line_seconds for r in runs]),
+        "first_result_in_process_seconds": spread([s.get("first_result_seconds")
+                                                   for s in summaries]),
         "hop_ms_mean": spread([s.get("hop_ms_mean") for s in summaries]),
         "hop_ms_max": spread([s.get("hop_ms_max") for s in summaries]),
         "overruns": [s.get("overruns") for s in summaries],
@@ -204,9 +197,9 @@ def first_prediction(contender: Contender, clip: Path, *, repeats: int = 3) -> d
     runs = [run_measured(command) for _ in range(repeats)]
     failed = [r.failure() for r in runs if r.failure()]
     if failed:
-        return {"error": failed[0], "command": _shown(command)}
+        return {"error": failed[0], "command": shown(command)}
     return {
-        "command": _shown(command),
+        "command": shown(command),
         "seconds": spread([r.first_line_seconds for r in runs]),
         "peak_rss_bytes": spread([r.max_rss_bytes for r in runs]),
     }
@@ -232,10 +225,10 @@ def load_only(contender: Contender | None, clip: Path | None, *, repeats: int = 
     runs = [run_measured(command) for _ in range(repeats)]
     failed = [r.failure() for r in runs if r.failure()]
     if failed:
-        return {"error": failed[0], "command": _shown(command)}
+        return {"error": failed[0], "command": shown(command)}
     reports = [next(iter(r.json_lines()), {}) for r in runs]
     return {
-        "command": _shown(command),
+        "command": shown(command),
         "peak_rss_bytes": spread([r.max_rss_bytes for r in runs]),
         "vm_hwm_bytes": spread([p.get("vm_hwm_bytes") for p in reports]),
         "import_seconds": spread([p.get("import_seconds") for p in reports]),
@@ -245,7 +238,7 @@ def load_only(contender: Contender | None, clip: Path | None, *, repeats: int = 
     }
 
 
-def _shown(command: list[str]) -> str:
+def shown(command: list[str]) -> str:
     """The command as a person would type it (the interpreter path shortened)."""
     parts = list(command)
     if parts and parts[0] == sys.executable:
