@@ -104,3 +104,19 @@ def test_spec_round_trip_and_refusals():
         FeatureSpec(floor_db=3.0)
     with pytest.raises(ConfigError, match="librosa"):
         FeatureSpec(frontend=FrontendConfig.python_speech_features())
+
+
+def test_utterance_mean_removes_each_bands_mean_over_the_utterance(clip):
+    spec = FeatureSpec(utterance_mean=True)
+    mel, levels = recording_frames(clip, spec)
+    (seg,) = recording_segments(levels, spec)
+    short = seg.start + 150  # shorter than a window: padded
+    got = utterance_inputs(mel[seg.start:short], spec, levels=levels[seg.start:short])[0]
+    np.testing.assert_allclose(got[:150, :, 0].mean(axis=0), 0.0, atol=1e-3)
+    plain = utterance_inputs(mel[seg.start:short], SPEC, levels=levels[seg.start:short])[0]
+    # the padding moved by the same offset as the frames: the same shape, shifted
+    shift = got[:150, :, 0].mean(0) - plain[:150, :, 0].mean(0)
+    np.testing.assert_allclose(got[150:, :, 0] - plain[150:, :, 0],
+                               np.broadcast_to(shift, got[150:, :, 0].shape), atol=1e-2)
+    np.testing.assert_allclose(got[:, :, 1], plain[:, :, 1], atol=1e-3)  # deltas unchanged
+    assert FeatureSpec.from_dict(spec.to_dict()).utterance_mean

@@ -267,3 +267,34 @@ def test_spec_augment_fills_masks_and_spares_c0():
     assert changed.any()
     np.testing.assert_array_equal(out[changed], -3.0)
     assert not changed[:, :, 0].all(axis=1).any()  # c0 is never masked along all frames
+
+
+def test_repeated_partitions_cover_each_speaker_once_and_stay_balanced():
+    speakers = [f"ravdess-{i:02d}" for i in range(1, 17)]
+    genders = {s: "male" if int(s[-2:]) % 2 else "female" for s in speakers}
+    first = speaker_folds(speakers, 4, genders=genders)
+    again = speaker_folds(speakers, 4, repeat=1, genders=genders)
+    assert again != first and again == speaker_folds(speakers, 4, repeat=1, genders=genders)
+    for folds in (first, again, speaker_folds(speakers, 4, repeat=2, genders=genders)):
+        assert sorted(s for f in folds for s in f) == speakers
+        assert all(sum(genders[s] == "male" for s in f) == 2 for f in folds)
+
+
+def test_paired_comparison_of_two_runs(tmp_path):
+    from train.compare import compare
+
+    def report(accs, interim):
+        return {"folds": [{"test_speakers": [f"s{k}"], "test": {"accuracy": a, "macro_f1": a},
+                           "interim": {"accuracy": i}, "conditions": {"quiet": {"accuracy": a}}}
+                          for k, (a, i) in enumerate(zip(accs, interim))]}
+
+    got = compare(report([0.5, 0.6, 0.4], [0.3, 0.3, 0.3]),
+                  report([0.55, 0.62, 0.38], [0.4, 0.35, 0.3]))
+    acc = got["measures"]["accuracy"]
+    assert got["folds"] == 3 and acc["b_better"] == 2
+    assert acc["difference"] == pytest.approx(0.05 / 3) and acc["per_fold"] == [0.05, 0.02, -0.02]
+    assert got["measures"]["interim"]["difference"] == pytest.approx(0.05)
+    assert set(got["measures"]) == {"accuracy", "macro_f1", "interim", "quiet"}
+    with pytest.raises(ValueError, match="no fold"):
+        compare(report([0.5], [0.3]), {"folds": [{"test_speakers": ["x"],
+                                                  "test": {"accuracy": 1, "macro_f1": 1}}]})
