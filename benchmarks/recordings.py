@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from edge.audio import load
-from edge.endpoint import Endpointer, Segment
+from edge.endpoint import Segment
+from edge.endpoint import replay as replay_endpoints
 from edge.errors import AudioError
 from edge.features import FeatureSpec
 from edge.levels import frame_levels
@@ -63,33 +64,9 @@ def hop_frames(spec: FeatureSpec, hop_seconds: float) -> int:
 
 def replay(levels: np.ndarray, spec: FeatureSpec, hop: int
            ) -> tuple[tuple[Segment, ...], tuple[Segment, ...]]:
-    """The recogniser's endpointer decisions over a whole recording's frame levels.
-
-    Parameters
-    ----------
-    levels : np.ndarray [shape=(n_frames,)], dB
-    spec : FeatureSpec
-        The bundle's (its ``endpoint`` config and frame rate).
-    hop : int
-        Frames per hop (:func:`hop_frames`).
-
-    Returns
-    -------
-    finals : the segments of the ``end`` events, then of ``finish()``, in order
-    interims : the active segment at every hop boundary where one is under way
-    """
-    endpointer = Endpointer(spec.endpoint, spec.frames_per_second)
-    finals: list[Segment] = []
-    interims: list[Segment] = []
-    n = len(levels)
-    for start in range(0, n, hop):
-        chunk = levels[start:start + hop]
-        finals += [e.segment for e in endpointer.push(chunk) if e.kind == "end"]
-        if len(chunk) == hop:  # a hop boundary: the recogniser's interim / no-speech result
-            active = endpointer.active
-            if active is not None:
-                interims.append(active)
-    finals += [e.segment for e in endpointer.finish() if e.kind == "end"]
+    """The recogniser's endpointer decisions over a whole recording's frame levels: its
+    finals and the utterance under way at each hop (:func:`edge.endpoint.replay`)."""
+    finals, interims = replay_endpoints(levels, spec.endpoint, spec.frames_per_second, hop)
     return tuple(finals), tuple(interims)
 
 

@@ -292,3 +292,27 @@ def speech_segments(levels: np.ndarray, config: EndpointConfig,
     endpointer = Endpointer(config, frames_per_second)
     events = endpointer.push(levels) + endpointer.finish()
     return [e.segment for e in events if e.kind == "end"]
+
+
+def replay(levels: np.ndarray, config: EndpointConfig, frames_per_second: float,
+           hop_frames: int) -> tuple[list[Segment], list[Segment]]:
+    """What the streaming recogniser decides over a whole recording: the utterances (its
+    finals) and the utterance under way at every hop boundary of the stream (its interims:
+    from the onset as the endpointer had it then to that boundary).
+
+    Returns
+    -------
+    finals : the segments of the ``end`` events, then of :meth:`Endpointer.finish`
+    interims : the active segment at each hop boundary (frames ``hop, 2 hop, ...``) where an
+        utterance is under way
+    """
+    endpointer = Endpointer(config, frames_per_second)
+    finals: list[Segment] = []
+    interims: list[Segment] = []
+    for start in range(0, len(levels), hop_frames):
+        chunk = levels[start:start + hop_frames]
+        finals += [e.segment for e in endpointer.push(chunk) if e.kind == "end"]
+        if len(chunk) == hop_frames and endpointer.active is not None:
+            interims.append(endpointer.active)
+    finals += [e.segment for e in endpointer.finish()]
+    return finals, interims

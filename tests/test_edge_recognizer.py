@@ -239,3 +239,20 @@ def test_gain_sweep_leaves_predictions_unchanged(ravdess_dir, classifier):
         assert sum(a[0] == b[0] for a, b in zip(got, reference)) >= 7, gain
         if gain > -20:
             assert max(np.abs(a[1] - b[1]).max() for a, b in zip(got, reference)) <= 0.15
+
+
+def test_offline_replay_gives_the_recognisers_interims_and_finals(bundle, classifier, speech):
+    """edge.endpoint.replay (what training and ser-bench use for interim accuracy) decides
+    exactly the utterances under way at each hop that the streaming recogniser reports."""
+    from edge.endpoint import replay
+
+    spec = bundle.metadata.features
+    rec = Recognizer(bundle, classifier=classifier)
+    results = rec.push(speech) + rec.finish()
+    _, levels = recording_frames(speech, spec)
+    finals, interims = replay(levels, spec.endpoint, spec.frames_per_second, rec.hop_frames)
+    fps = spec.frames_per_second
+    got = [(r.start, r.end) for r in results if r.event == "interim"]
+    assert got == [(s.start / fps, rec._seconds_at(s.end)) for s in interims]
+    assert [(r.start, r.end) for r in results if r.final] == \
+        [(s.start / fps, rec._seconds_at(s.end)) for s in finals]

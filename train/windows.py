@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.endpoint import replay
 from edge.features import FeatureSpec
 from edge.levels import utterance_level
 from edge.utterance import (
@@ -141,8 +142,9 @@ def augmented_inputs(recordings: list[Recording], labels: np.ndarray, spec: Feat
 
 def interim_inputs(recordings: list[Recording], spec: FeatureSpec, hop_frames: int
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The interim inputs of every utterance: the utterance so far at every hop from its
-    confirmation to its end, each cut into windows as the device does.
+    """The interim inputs of every recording exactly as ``listen`` makes them: at every hop
+    boundary of the stream where an utterance is under way, the utterance so far (from the
+    onset the endpointer had then), cut into windows (:func:`edge.endpoint.replay`).
 
     Returns
     -------
@@ -153,13 +155,13 @@ def interim_inputs(recordings: list[Recording], spec: FeatureSpec, hop_frames: i
     """
     rows, interim, owner = [], [], []
     for i, rec in enumerate(recordings):
-        for seg in rec.segments:
-            for end in range(seg.confirmed, seg.end, hop_frames):
-                x = utterance_inputs(rec.mel[seg.start:end], spec,
-                                     levels=rec.levels[seg.start:end])
-                rows.append(x)
-                interim += [len(owner)] * len(x)
-                owner.append(i)
+        _, under_way = replay(rec.levels, spec.endpoint, spec.frames_per_second, hop_frames)
+        for seg in under_way:
+            x = utterance_inputs(rec.mel[seg.start:seg.end], spec,
+                                 levels=rec.levels[seg.start:seg.end])
+            rows.append(x)
+            interim += [len(owner)] * len(x)
+            owner.append(i)
     if not rows:
         return (np.zeros((0, *spec.input_shape), np.float32), np.zeros(0, np.int64),
                 np.zeros(0, np.int64))
