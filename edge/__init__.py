@@ -4,4 +4,4 @@ Imports nothing beyond numpy, click and a TFLite interpreter (and sounddevice fo
 microphone, only when one is opened).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

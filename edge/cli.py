@@ -456,6 +456,7 @@ def info(model: str | None, as_json: bool) -> None:
         *[f"{'accuracy' if i == 0 else '':<12} {key}: {_describe(value)}"
           for i, (key, value) in enumerate(sorted(meta.accuracy.items()))],
         f"edge-ser     {meta.edge_ser_version or '?'}",
+        f"integrity    sha256 {meta.sha256[:16]}... (verified on load)",
     ]
     click.echo("\n".join(lines))
     shipped = shipped_models()
