@@ -36,7 +36,9 @@ demo: venv sysdeps
 	$(BIN)/python tools/demo.py $(DEMO_ARGS)
 
 # The edge runtime inside an emulated Raspberry Pi OS (Debian bookworm arm64, qemu-user,
-# Cortex-A72): labels and int8 scores must match this machine's. Root; cached in /var/cache.
+# Cortex-A72): utterances, labels and int8 scores must match this machine's. Root; cached
+# in /var/cache. The shipped bundles, or PI_MODELS_DIR (else $EDGE_SER_TEST_MODELS): a
+# directory with *.tflite and DEFAULT; PI_MODELS="default cnn-float32 ..." checks several.
 pi-check: venv
 	bash tools/pi/pi-check.sh
 

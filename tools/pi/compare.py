@@ -4,25 +4,36 @@
     python tools/pi/compare.py --mode listen  host.jsonl pi.jsonl
     python tools/pi/compare.py --mode info    host.jsonl pi.jsonl
 
-Both files are JSON Lines. The two sides must give the same labels, and the int8 output
-scores must agree within one quantisation step: XNNPACK's int8 kernels differ by one
-step between ARM and x86, no more.
+Both files are JSON Lines. The two sides must cut the audio into the same utterances at
+the same frames and give the same labels, and the int8 output scores must agree within
+one quantisation step: XNNPACK's int8 kernels differ by one step between ARM and x86, no
+more.
 
-- predict: one record per file, matched by the file's base name; its per-window
-  records (``windows``) are compared too.
-- listen: the window events in order (records without a label or scores, such as a
-  closing summary with timings, are not compared).
+- predict: one record per file, matched by the file's base name: its ``label``,
+  ``speech``, ``duration``, ``probs`` and ``confidence``, then its ``utterances`` one by
+  one (the same number on both sides): ``utterance``, ``start``, ``end`` and
+  ``speech_seconds`` equal, ``label``, ``probs``, ``confidence`` and ``scores``.
+- listen: the results in order (``event`` "final", "interim" or "no_speech"): ``event``,
+  ``t``, ``utterance``, ``start``, ``end``, ``speech`` and ``speech_seconds`` equal,
+  ``label``, ``probs``, ``confidence`` and ``scores``; a ``no_speech`` result has no label
+  and no scores on either side. Where the two sequences part (another event, another
+  time: the endpointer decided differently) that is one mismatch and the rest is not
+  paired up. The host's results must include two finals or more, interim and no_speech
+  ones (else the recording checks too little).
+  The closing ``{"summary": ...}``: its counts (audio and speech seconds, utterances, hops,
+  no-speech hops) equal; its timings are not compared.
 - info: the bundle's metadata, equal field by field but for its path.
 
-In every record (and its nested ``window``): ``label`` and ``speech`` must be equal,
-``t`` equal, and the raw int8 outputs (``scores``, or ``raw``) within one step. The
+``scores`` are the raw int8 outputs, a list per window of the utterance (``null`` for float
+models and for no_speech): the same number of windows, each output within one step. The
 probabilities (``probs``, ``confidence``) are the dequantised int8 outputs
-``(q - zero_point) * scale`` renormalised to sum to 1 (then averaged or smoothed), so one
-step ``s`` of every output moves p_i by at most ``s * (1 + n * p_i) / (1 - 2 * n * s)``
-for n classes; that bound, plus the JSON rounding (``--digits``, 4), is their tolerance
-(``--step``: s, default 1/256). A label that differs where the two labels are within that
-bound of each other on both sides is reported as a tie; ``--allow-ties`` lets it pass.
-Other fields that differ are listed as notes, not failed.
+``(q - zero_point) * scale`` renormalised to sum to 1, then averaged over windows and
+utterances, so one step ``s`` of every output moves p_i by at most
+``s * (1 + n * p_i) / (1 - 2 * n * s)`` for n classes; that bound, plus the JSON rounding
+(``--digits``, 4), is their tolerance (``--step``: s, default 1/256). A label that differs
+where the two labels are within that bound of each other on both sides is reported as a
+tie; ``--allow-ties`` lets it pass. Fields not named here (``uncertain``,
+``noise_floor_db``, ...) that differ are listed as notes, not failed.
 
 Exit status: 0 when everything agrees, 1 when something does not, 2 for unreadable input.
 """
@@ -33,15 +44,21 @@ import argparse
 import json
 import math
 import sys
+from collections import Counter
 from pathlib import PurePath
 from typing import Any
 
 DEFAULT_STEP = 1.0 / 256.0
-RAW_KEYS = ("scores", "raw")
-PROB_KEYS = ("probs",)
-EQUAL_KEYS = ("label", "speech", "mode")
-TIME_KEY = "t"
-IGNORED = {"file", "path", "windows", "window", "confidence", "type"}
+# listen results and predict utterances
+TIMES = ("t", "start", "end", "speech_seconds")
+EQUAL = ("event", "utterance", "speech")
+# compared by their own rules, or never (the file name is the key)
+HANDLED = {"label", "probs", "confidence", "scores", "utterances", "file", *TIMES, *EQUAL}
+FILE_TIMES = ("duration",)
+# listen's closing summary: counts that must agree; wall-clock timings that cannot
+SUMMARY_EQUAL = ("audio_seconds", "speech_seconds", "utterances", "hops", "no_speech_hops")
+SUMMARY_IGNORED = {"wall_seconds", "first_result_seconds", "hop_ms_mean", "hop_ms_max"}
+MAX_MESSAGES = 40
 
 
 class Tolerance:
@@ -80,13 +97,30 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
     return records
 
 
-def _numbers(value: Any) -> dict[str, float] | None:
-    """A score container (dict label->number, or list of numbers) as a dict, else None."""
-    if isinstance(value, dict) and all(isinstance(v, (int, float)) for v in value.values()):
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _probs(value: Any) -> dict[str, float] | None:
+    """A probability dict (label -> number) as floats, else None."""
+    if isinstance(value, dict) and all(_is_number(v) for v in value.values()):
         return {str(k): float(v) for k, v in value.items()}
-    if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
-        return {str(i): float(v) for i, v in enumerate(value)}
     return None
+
+
+def _windows(value: Any) -> list[list[float]] | None:
+    """``scores`` as a list of windows of numbers (a flat list is one window), else None."""
+    if not isinstance(value, list):
+        return None
+    if all(_is_number(v) for v in value) and value:
+        return [[float(v) for v in value]]
+    if all(isinstance(w, list) and all(_is_number(v) for v in w) for w in value):
+        return [[float(v) for v in w] for w in value]
+    return None
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:g}" if _is_number(v) else str(v)
 
 
 class Comparison:
@@ -102,30 +136,69 @@ class Comparison:
         self.worst_raw = 0.0  # steps
         self.worst_prob = 0.0  # steps
         self.records = 0
+        self.counts: Counter[str] = Counter()  # what was compared, by kind
+        self.windows = 0
 
-    def vector(self, where: str, key: str, h: Any, p: Any) -> None:
-        hv, pv = _numbers(h), _numbers(p)
-        if hv is None and pv is None:
-            if h != p:
-                self.failures.append(f"{where}: {key} {h!r} on the host, {p!r} on arm")
+    def fail(self, msg: str) -> None:
+        self.failures.append(msg)
+
+    # ---------------------------------------------------------------- fields
+    def equal(self, where: str, key: str, h: dict[str, Any], p: dict[str, Any]) -> None:
+        if (key in h or key in p) and h.get(key) != p.get(key):
+            self.fail(f"{where}: {key} {h.get(key)!r} on the host, {p.get(key)!r} on arm")
+
+    def time(self, where: str, key: str, h: dict[str, Any], p: dict[str, Any]) -> None:
+        if key not in h and key not in p:
             return
+        ht, pt = h.get(key), p.get(key)
+        if ht is None and pt is None:
+            return
+        if not (_is_number(ht) and _is_number(pt) and math.isclose(ht, pt, abs_tol=1e-6)):
+            self.fail(f"{where}: {key} {ht!r} on the host, {pt!r} on arm")
+
+    def scores(self, where: str, h: Any, p: Any) -> float | None:
+        """Raw int8 scores, window by window; returns the largest difference in steps."""
+        if h is None and p is None:
+            return None
+        hw, pw = _windows(h), _windows(p)
+        if hw is None or pw is None:
+            self.fail(f"{where}: scores {str(h)[:60]} on the host, {str(p)[:60]} on arm")
+            return None
+        if len(hw) != len(pw):
+            self.fail(f"{where}: scores for {len(hw)} window(s) on the host, {len(pw)} on arm")
+            return None
+        worst = 0.0
+        for i, (a, b) in enumerate(zip(hw, pw)):
+            self.windows += 1
+            if len(a) != len(b):
+                self.fail(f"{where}: window {i}: {len(a)} scores on the host, {len(b)} on arm")
+                continue
+            d = max((abs(x - y) for x, y in zip(a, b)), default=0.0)
+            worst = max(worst, d)
+            if d > 1:
+                self.fail(
+                    f"{where}: window {i}: raw int8 scores differ by {d:g} steps"
+                    f" ({[int(x) for x in a]} on the host, {[int(y) for y in b]} on arm)"
+                )
+        self.worst_raw = max(self.worst_raw, worst)
+        return worst
+
+    def probs(self, where: str, h: Any, p: Any) -> None:
+        hv, pv = _probs(h), _probs(p)
         if hv is None or pv is None or hv.keys() != pv.keys():
-            self.failures.append(f"{where}: {key} do not match in shape: {h!r} vs {p!r}")
+            if h != p:
+                self.fail(f"{where}: probs do not match in shape: {h!r} vs {p!r}")
             return
-        if key in RAW_KEYS:
-            worst = max((abs(hv[k] - pv[k]) for k in hv), default=0.0)
-            self.worst_raw = max(self.worst_raw, worst)
-            if worst > 1:
-                self.failures.append(f"{where}: raw int8 {key} differ by {worst:g} steps")
+        if not hv:
             return
         self.tol.n = len(hv)
-        steps = max((abs(hv[k] - pv[k]) / self.tol.step for k in hv), default=0.0)
+        steps = max(abs(hv[k] - pv[k]) / self.tol.step for k in hv)
         self.worst_prob = max(self.worst_prob, steps)
         over = [k for k in hv if abs(hv[k] - pv[k]) > self.tol.prob(max(hv[k], pv[k]))]
         if over:
             k = over[0]
-            self.failures.append(
-                f"{where}: {key}[{k}] {hv[k]:g} on the host, {pv[k]:g} on arm: more than one"
+            self.fail(
+                f"{where}: probs[{k}] {hv[k]:g} on the host, {pv[k]:g} on arm: more than one"
                 f" int8 step of the outputs explains ({self.tol.prob(max(hv[k], pv[k])):.4f})"
             )
 
@@ -133,7 +206,9 @@ class Comparison:
         hl, pl = h.get("label"), p.get("label")
         if hl == pl:
             return
-        hp, pp = _numbers(h.get("probs")), _numbers(p.get("probs"))
+        hp, pp = _probs(h.get("probs")), _probs(p.get("probs"))
+        if hp:
+            self.tol.n = len(hp)
         tie = (
             hp is not None
             and pp is not None
@@ -150,49 +225,84 @@ class Comparison:
             self.ties.append(msg)
             if self.allow_ties:
                 return
-        self.failures.append(msg)
+        self.fail(msg)
 
-    def record(self, where: str, h: dict[str, Any], p: dict[str, Any]) -> None:
-        self.records += 1
-        self.label(where, h, p)
-        for key in EQUAL_KEYS:
-            if key == "label":
-                continue
-            if (key in h or key in p) and h.get(key) != p.get(key):
-                self.failures.append(
-                    f"{where}: {key} {h.get(key)!r} on the host, {p.get(key)!r} on arm"
-                )
-        if TIME_KEY in h or TIME_KEY in p:
-            ht, pt = h.get(TIME_KEY), p.get(TIME_KEY)
-            if not (isinstance(ht, (int, float)) and isinstance(pt, (int, float))) or not (
-                math.isclose(ht, pt, abs_tol=1e-6)
-            ):
-                self.failures.append(f"{where}: t {ht!r} on the host, {pt!r} on arm")
-        for key in RAW_KEYS + PROB_KEYS:
-            if key in h or key in p:
-                self.vector(where, key, h.get(key), p.get(key))
+    def confidence(self, where: str, h: dict[str, Any], p: dict[str, Any]) -> None:
         hc, pc = h.get("confidence"), p.get("confidence")
-        if isinstance(hc, (int, float)) and isinstance(pc, (int, float)):
+        if _is_number(hc) and _is_number(pc):
             if h.get("label") == p.get("label") and abs(hc - pc) > self.tol.prob(max(hc, pc)):
                 steps = abs(hc - pc) / self.tol.step
-                self.failures.append(f"{where}: confidence differs by {steps:.2f} steps")
+                self.fail(f"{where}: confidence differs by {steps:.2f} steps")
         elif hc != pc:
-            self.failures.append(f"{where}: confidence {hc!r} on the host, {pc!r} on arm")
-        if isinstance(h.get("window"), dict) and isinstance(p.get("window"), dict):
-            self.record(f"{where} (window alone)", h["window"], p["window"])
-        for key in sorted((h.keys() | p.keys()) - IGNORED - set(EQUAL_KEYS) - set(RAW_KEYS)):
-            if key in PROB_KEYS or key == TIME_KEY:
-                continue
+            self.fail(f"{where}: confidence {hc!r} on the host, {pc!r} on arm")
+
+    def others(self, where: str, h: dict[str, Any], p: dict[str, Any], done: set[str]) -> None:
+        for key in sorted((h.keys() | p.keys()) - done):
             if h.get(key) != p.get(key):
                 self.notes.append(
                     f"{where}: {key} {h.get(key)!r} on the host, {p.get(key)!r} on arm"
                 )
 
-    def windows(self, where: str, h: list[dict[str, Any]], p: list[dict[str, Any]]) -> None:
-        if len(h) != len(p):
-            self.failures.append(f"{where}: {len(h)} windows on the host, {len(p)} on arm")
-        for i, (hw, pw) in enumerate(zip(h, p)):
-            self.record(f"{where} window {i}", hw, pw)
+    # ---------------------------------------------------------------- records
+    def result(self, where: str, h: dict[str, Any], p: dict[str, Any], kind: str) -> float | None:
+        """One listen result or one predict utterance; returns its largest score difference."""
+        self.records += 1
+        self.counts[kind] += 1
+        for key in EQUAL:
+            self.equal(where, key, h, p)
+        for key in TIMES:
+            self.time(where, key, h, p)
+        self.label(where, h, p)
+        self.probs(where, h.get("probs"), p.get("probs"))
+        self.confidence(where, h, p)
+        if kind == "no_speech":
+            for side, rec in (("the host", h), ("arm", p)):
+                for key in ("scores", "label"):
+                    if rec.get(key) is not None:
+                        self.fail(f"{where}: a no_speech result with {key} on {side}")
+        worst = self.scores(where, h.get("scores"), p.get("scores"))
+        self.others(where, h, p, HANDLED)
+        return worst
+
+    def file(self, name: str, h: dict[str, Any], p: dict[str, Any]) -> tuple[float | None, int]:
+        """One predict record and its utterances; returns (largest score difference, windows)."""
+        self.records += 1
+        self.counts["files"] += 1
+        self.equal(name, "speech", h, p)
+        for key in FILE_TIMES:
+            self.time(name, key, h, p)
+        self.label(name, h, p)
+        self.probs(name, h.get("probs"), p.get("probs"))
+        self.confidence(name, h, p)
+        self.others(name, h, p, HANDLED | set(FILE_TIMES))
+        hu, pu = h.get("utterances"), p.get("utterances")
+        if not isinstance(hu, list) or not isinstance(pu, list):
+            if hu != pu:
+                self.fail(f"{name}: utterances {hu!r} on the host, {pu!r} on arm")
+            return None, 0
+        if len(hu) != len(pu):
+            spans = [[(u.get("start"), u.get("end")) for u in x] for x in (hu, pu)]
+            self.fail(
+                f"{name}: {len(hu)} utterance(s) on the host {spans[0]},"
+                f" {len(pu)} on arm {spans[1]}"
+            )
+        worst: float | None = None
+        before = self.windows
+        for i, (a, b) in enumerate(zip(hu, pu)):
+            d = self.result(f"{name} utterance {i}", a, b, "utterances")
+            if d is not None:
+                worst = max(worst or 0.0, d)
+        return worst, self.windows - before
+
+    def summary(self, h: dict[str, Any], p: dict[str, Any]) -> None:
+        self.records += 1
+        self.counts["summary"] += 1
+        for key in SUMMARY_EQUAL:
+            if _is_number(h.get(key)) or _is_number(p.get(key)):
+                self.time("summary", key, h, p)
+            else:
+                self.equal("summary", key, h, p)
+        self.others("summary", h, p, set(SUMMARY_EQUAL) | SUMMARY_IGNORED)
 
 
 def _file_key(rec: dict[str, Any]) -> str:
@@ -203,57 +313,102 @@ def compare_predict(host: list[dict], pi: list[dict], cmp: Comparison) -> None:
     h = {_file_key(r): r for r in host}
     p = {_file_key(r): r for r in pi}
     if not h:
-        cmp.failures.append("the host printed no predictions")
+        cmp.fail("the host printed no predictions")
     if h.keys() != p.keys():
-        cmp.failures.append(
+        cmp.fail(
             f"files differ: host only {sorted(h.keys() - p.keys())}, "
             f"arm only {sorted(p.keys() - h.keys())}"
         )
-    print(f"  {'file':<26} {'host':<10} {'arm':<10} {'conf host/arm':<14} scores max |diff|")
+    print(
+        f"  {'file':<34} {'host':<10} {'arm':<10} {'conf host/arm':<15} "
+        f"{'utts':>4} {'wins':>4}  scores max |diff|"
+    )
     for name in sorted(h.keys() & p.keys()):
         hr, pr = h[name], p[name]
         before = len(cmp.failures)
-        cmp.record(name, hr, pr)
-        if isinstance(hr.get("windows"), list) and isinstance(pr.get("windows"), list):
-            cmp.windows(name, hr["windows"], pr["windows"])
-        raw_h, raw_p = _numbers(hr.get("scores")), _numbers(pr.get("scores"))
-        diff = (
-            f"{max(abs(raw_h[k] - raw_p[k]) for k in raw_h):.0f}"
-            if raw_h and raw_p and raw_h.keys() == raw_p.keys()
-            else "-"
-        )
-        conf = f"{hr.get('confidence')}/{pr.get('confidence')}"
+        worst, windows = cmp.file(name, hr, pr)
+        conf = f"{_fmt(hr.get('confidence'))}/{_fmt(pr.get('confidence'))}"
+        n_utts = len(hr.get("utterances") or [])
         flag = "" if len(cmp.failures) == before else "  <-- differs"
         print(
-            f"  {name:<26} {str(hr.get('label')):<10} {str(pr.get('label')):<10} "
-            f"{conf:<14} {diff}{flag}"
+            f"  {name:<34} {str(hr.get('label')):<10} {str(pr.get('label')):<10} {conf:<15} "
+            f"{n_utts:>4} {windows:>4}  {_fmt(worst)}{flag}"
         )
 
 
-def _scored(rec: dict[str, Any]) -> bool:
-    return any(k in rec for k in ("label", *PROB_KEYS, *RAW_KEYS))
+def _describe(r: dict[str, Any]) -> str:
+    if r.get("utterance") is None:
+        return f"{r.get('event')} t={_fmt(r.get('t'))}"
+    return (
+        f"{r.get('event')} t={_fmt(r.get('t'))} utterance={_fmt(r.get('utterance'))}"
+        f" {_fmt(r.get('start'))}-{_fmt(r.get('end'))} {r.get('label')}"
+    )
 
 
 def compare_listen(host: list[dict], pi: list[dict], cmp: Comparison) -> None:
-    h = [r for r in host if _scored(r)]
-    p = [r for r in pi if _scored(r)]
+    h = [r for r in host if "event" in r]
+    p = [r for r in pi if "event" in r]
     if not h:
-        cmp.failures.append("the host printed no window events")
-    cmp.windows("listen", h, p)
-    labels = [str(r.get("label")) for r in h]
-    shown = ", ".join(labels[:10]) + (" ..." if len(labels) > 10 else "")
-    print(f"  {len(h)} windows on the host, {len(p)} on arm; host labels: {shown}")
+        cmp.fail("the host printed no results")
+    parted = None
+    for i, (a, b) in enumerate(zip(h, p)):
+        if a.get("event") != b.get("event") or not math.isclose(
+            float(a.get("t") or 0.0), float(b.get("t") or 0.0), abs_tol=1e-6
+        ):
+            parted = i
+            break
+        cmp.result(
+            f"listen result {i} ({a.get('event')} t={_fmt(a.get('t'))})", a, b, str(a.get("event"))
+        )
+    if parted is not None:
+        cmp.fail(
+            f"listen: the results part at {parted}: host {_describe(h[parted])},"
+            f" arm {_describe(p[parted])}; the rest ({len(h) - parted} on the host,"
+            f" {len(p) - parted} on arm) not compared"
+        )
+    elif len(h) != len(p):
+        longer, side = (h, "the host") if len(h) > len(p) else (p, "arm")
+        extra = longer[min(len(h), len(p))]
+        cmp.fail(
+            f"listen: {len(h)} results on the host, {len(p)} on arm; {side} goes on with"
+            f" {_describe(extra)}"
+        )
+    hs = [r["summary"] for r in host if isinstance(r.get("summary"), dict)]
+    ps = [r["summary"] for r in pi if isinstance(r.get("summary"), dict)]
+    if len(hs) != 1 or len(ps) != 1:
+        cmp.fail(f"listen: {len(hs)} summary record(s) on the host, {len(ps)} on arm (want 1)")
+    else:
+        cmp.summary(hs[0], ps[0])
+    for side, rs in (("host", h), ("arm", p)):
+        events = Counter(str(r.get("event")) for r in rs)
+        shown = ", ".join(f"{events[e]} {e}" for e in ("final", "interim", "no_speech"))
+        print(f"  {side}: {len(rs)} results ({shown})")
+    finals = [(a, b) for a, b in zip(h[:parted], p[:parted]) if a.get("event") == "final"]
+    for a, b in finals:
+        n_w = len(_windows(a.get("scores")) or [])
+        print(
+            f"  final utterance {_fmt(a.get('utterance'))}: {_fmt(a.get('start'))}-"
+            f"{_fmt(a.get('end'))} s, {n_w} window(s): {a.get('label')} on the host,"
+            f" {b.get('label')} on arm"
+        )
+    host_events = Counter(str(r.get("event")) for r in h)
+    if host_events["final"] < 2 or not host_events["interim"] or not host_events["no_speech"]:
+        cmp.fail(
+            f"listen: the recording checks too little: {dict(host_events)} on the host; it must"
+            " give several utterances (finals), interim results and no_speech pauses"
+        )
 
 
 def compare_info(host: list[dict], pi: list[dict], cmp: Comparison) -> None:
     if len(host) != 1 or len(pi) != 1:
-        cmp.failures.append(f"info: {len(host)} records on the host, {len(pi)} on arm (want 1)")
+        cmp.fail(f"info: {len(host)} records on the host, {len(pi)} on arm (want 1)")
         return
     h, p = host[0], pi[0]
     cmp.records += 1
+    cmp.counts["bundle"] += 1
     for key in sorted((h.keys() | p.keys()) - {"path"}):
         if h.get(key) != p.get(key):
-            cmp.failures.append(f"info: {key} {h.get(key)!r} on the host, {p.get(key)!r} on arm")
+            cmp.fail(f"info: {key} {h.get(key)!r} on the host, {p.get(key)!r} on arm")
     print(f"  model {PurePath(str(h.get('path'))).name}: labels {h.get('labels')}")
 
 
@@ -283,15 +438,22 @@ def main(argv: list[str] | None = None) -> int:
     if cmp.allow_ties:
         for msg in cmp.ties:
             print(f"  tie (allowed): {msg}")
-    summary = (
-        f"{args.mode}: {cmp.records} records compared; {cmp.label_differences} with another"
-        f" label; largest differences: raw int8 "
-        f"{cmp.worst_raw:.0f} step(s), probabilities {cmp.worst_prob:.2f} step(s)"
-        f"{f'; {len(cmp.ties)} tie(s)' if cmp.ties else ''}"
-    )
+    what = ", ".join(f"{n} {kind}" for kind, n in cmp.counts.items())
+    if cmp.windows:
+        what += f"; {cmp.windows} windows of scores"
+    summary = f"{args.mode}: {cmp.records} records compared ({what})"
+    if args.mode != "info":
+        summary += (
+            f"; {cmp.label_differences} with another label; largest differences: raw int8"
+            f" {f'{cmp.worst_raw:.0f} step(s)' if cmp.windows else '- (no int8 scores)'},"
+            f" probabilities {cmp.worst_prob:.2f} step(s)"
+            f"{f'; {len(cmp.ties)} tie(s)' if cmp.ties else ''}"
+        )
     if cmp.failures:
-        for msg in cmp.failures:
+        for msg in cmp.failures[:MAX_MESSAGES]:
             print(f"  MISMATCH {msg}")
+        if len(cmp.failures) > MAX_MESSAGES:
+            print(f"  MISMATCH ... {len(cmp.failures) - MAX_MESSAGES} more")
         print(f"{summary}; {len(cmp.failures)} mismatch(es)")
         return 1
     print(f"{summary}; host and arm agree")

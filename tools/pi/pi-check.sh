@@ -18,9 +18,14 @@
 #   4. a venv inside the root with those wheels (cached) and this project's wheel,
 #      installed offline (--no-index, in a network namespace without a network);
 #   5. `edge-ser info`, `edge-ser predict --json` on real RAVDESS clips (copied into
-#      the root for the run and deleted after) and `edge-ser listen --file ... --fast
-#      --json`, on the host and in the emulated Pi;
-#   6. tools/pi/compare.py: same labels, int8 scores within one quantisation step.
+#      the root for the run and deleted after; one of them two sentences of one actor
+#      joined, an utterance longer than a model window) and `edge-ser listen --file ...
+#      --fast --json` on a recording of several of them end to end (utterances with the
+#      clips' own pauses between them: final, interim and no_speech results), on the host
+#      and in the emulated Pi;
+#   6. tools/pi/compare.py: the same utterances at the same frames (start, end, every
+#      result's event and time), the same labels, int8 scores of every window within one
+#      quantisation step.
 #
 # Everything mounted (proc, sys, dev, the Pi's cpuinfo over /proc/cpuinfo, binfmt_misc
 # if it was not) is unmounted on exit, also on failure or Ctrl-C; mounts left by a run
@@ -40,9 +45,15 @@
 #                  cortex-a76 for a pi5; armhf: cortex-a15). qemu's default CPU gives wrong int8 results
 #                  through XNNPACK (up to 7 steps off on a test model).
 #   PI_CLIPS       number of clips to predict      (12)
-#   PI_LISTEN_CLIPS how many of them, end to end, `listen` streams (4)
-#   PI_MODELS      models to check: "default" (the CLI's default bundle), shipped names
+#   PI_LISTEN_CLIPS how many of them, end to end, `listen` streams, before the joined
+#                  clip (4)
+#   PI_MODELS      models to check: "default" (the default bundle), shipped names
 #                  or .tflite paths, space-separated    (default)
+#   PI_MODELS_DIR  a directory laid out like edge/models/ (*.tflite and a DEFAULT file)
+#                  whose bundles replace the shipped ones: "default" is the one its DEFAULT
+#                  names, a name is looked up there; the bundles are copied into the root
+#                  and given with --model   ($EDGE_SER_TEST_MODELS, as for the tests; else
+#                  the shipped ones, inside the installed package)
 #   PI_OUT         where the JSON outputs are kept (a new /tmp/edge-ser-pi-check.XXXXXX)
 #   PI_ALLOW_TIES=1 pass a label that differs only where its top two are within one
 #                  int8 step on both sides (reported either way)
@@ -102,6 +113,7 @@ PI_QEMU_CPU=${PI_QEMU_CPU:-$DEFAULT_CPU}
 PI_CLIPS=${PI_CLIPS:-12}
 PI_LISTEN_CLIPS=${PI_LISTEN_CLIPS:-4}
 PI_MODELS=${PI_MODELS:-default}
+PI_MODELS_DIR=${PI_MODELS_DIR:-${EDGE_SER_TEST_MODELS:-}}
 PI_ALLOW_TIES=${PI_ALLOW_TIES:-0}
 PI_REBUILD=${PI_REBUILD:-0}
 SER_DATA=${SER_DATA:-../shared/data/ravdess-speech-16k}
@@ -448,6 +460,30 @@ print("\n".join(str(p) for p in chosen))
 EOF
 }
 
+select_join() {  # prints two RAVDESS files to join: one actor, one emotion, statements 1 and 2
+    "$HOST_PY" - "$SER_DATA" <<'EOF'
+import sys
+from pathlib import Path
+
+root = Path(sys.argv[1])
+files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".wav", ".flac"))
+by = {}
+for p in files:
+    parts = p.stem.split("-")
+    if len(parts) == 7 and parts[1] == "01":            # speech
+        # actor, emotion, intensity, repetition -> statement -> file
+        key = (int(parts[6]), parts[2], parts[3], parts[5])
+        by.setdefault(key, {})[parts[4]] = p
+# the last actor first, strong angry (05-02) first: long, loud sentences
+pairs = sorted((k for k, v in by.items() if {"01", "02"} <= v.keys()),
+               key=lambda k: (-k[0], (k[1], k[2]) != ("05", "02"), k))
+if not pairs:
+    sys.exit(f"pi-check: no actor with both RAVDESS statements under {root}")
+print(by[pairs[0]]["01"])
+print(by[pairs[0]]["02"])
+EOF
+}
+
 to_wav() {  # to_wav DIR FILE... : WAVs as they are, anything else decoded to 16-bit WAV
     local dir=$1
     shift
@@ -492,6 +528,46 @@ with wave.open(str(out), "wb") as w:
     w.setsampwidth(params[1])
     w.setframerate(params[2])
     w.writeframes(b"".join(frames))
+EOF
+}
+
+join_wavs() {  # join_wavs OUT A B : A's speech then B's with only ~0.2 s of their quiet
+    # between (less than the endpointer's 0.4 s pause): one utterance longer than a model
+    # window, hence several windows of scores. A's leading and B's trailing quiet are kept.
+    "$HOST_PY" - "$@" <<'EOF'
+import sys
+import wave
+
+import numpy as np
+
+out, names = sys.argv[1], sys.argv[2:]
+clips, params = [], None
+for name in names:
+    with wave.open(name, "rb") as w:
+        p = (w.getnchannels(), w.getsampwidth(), w.getframerate())
+        if p[:2] != (1, 2) or (params is not None and p != params):
+            sys.exit(f"pi-check: {name} is {p}: cannot join it (want mono 16-bit, alike)")
+        params = p
+        clips.append(np.frombuffer(w.readframes(w.getnframes()), dtype="<i2"))
+rate = params[2]
+hop, pad = rate // 100, rate // 10     # 10 ms frames, 100 ms kept either side of speech
+
+
+def speech_span(x):  # first and last sample of the frames within 40 dB of the loudest
+    n = len(x) // hop
+    rms = np.sqrt(np.mean(x[: n * hop].astype(np.float64).reshape(n, hop) ** 2, axis=1))
+    db = 20 * np.log10(rms + 1e-9)
+    on = np.flatnonzero(db > db.max() - 40.0)
+    return max(0, on[0] * hop - pad), min(len(x), (on[-1] + 1) * hop + pad)
+
+
+a, b = clips
+joined = np.concatenate([a[: speech_span(a)[1]], b[speech_span(b)[0]:]])
+with wave.open(out, "wb") as w:
+    w.setnchannels(1)
+    w.setsampwidth(2)
+    w.setframerate(rate)
+    w.writeframes(joined.astype("<i2").tobytes())
 EOF
 }
 
@@ -545,6 +621,16 @@ mapfile -t CLIPS < <(select_clips)
 # The edge reads WAV itself (FLAC needs soundfile, not an edge dependency): FLAC clips
 # are decoded losslessly to 16-bit WAV on the host, and both sides read the same WAVs.
 to_wav "$RUN_DIR_HOST/clips" "${CLIPS[@]}"
+# Two sentences of one actor joined into one utterance longer than a model window.
+mapfile -t JOIN < <(select_join)
+((${#JOIN[@]} == 2)) || die "no two RAVDESS clips to join from $SER_DATA"
+mkdir -p "$RUN_DIR_HOST/join"
+to_wav "$RUN_DIR_HOST/join" "${JOIN[@]}"
+JOIN=("$(basename "${JOIN[0]%.*}")" "$(basename "${JOIN[1]%.*}")")
+JOINED="joined-${JOIN[0]}.wav"
+join_wavs "$RUN_DIR_HOST/clips/$JOINED" "$RUN_DIR_HOST/join/${JOIN[0]}.wav" "$RUN_DIR_HOST/join/${JOIN[1]}.wav"
+rm -rf "$RUN_DIR_HOST/join"
+log "clips: ${#CLIPS[@]} from $SER_DATA and $JOINED (${JOIN[0]} then ${JOIN[1]}, the pause between them cut)"
 
 mount_pi
 ensure_venv
@@ -563,9 +649,12 @@ for c in "${CLIPS[@]}"; do
     c=$(basename "$c")
     CLIP_NAMES+=("${c%.*}.wav")
 done
-# `listen` streams one recording made of the first clips end to end: windows across
-# utterances, silences and changes of emotion.
-concat_wavs "$RUN_DIR_HOST/clips/stream.wav" "${CLIP_NAMES[@]:0:$PI_LISTEN_CLIPS}"
+CLIP_NAMES+=("$JOINED")
+# `listen` streams one recording made of the first clips and the joined one end to end:
+# several utterances with the clips' own quiet between them (final, interim and no_speech
+# results; compare.py fails a recording without all three), changes of emotion, and an
+# utterance of several windows.
+concat_wavs "$RUN_DIR_HOST/clips/stream.wav" "${CLIP_NAMES[@]:0:$PI_LISTEN_CLIPS}" "$JOINED"
 
 host_edge() {  # edge-ser on the host, from the wheel's code, in the clip directory
     (cd "$RUN_DIR_HOST/clips" && env -u EDGE_SER_MODEL PYTHONPATH="$HOST_CODE" "$HOST_RUN_PY" -c \
@@ -614,18 +703,44 @@ print(platform.machine(), "Python", platform.python_version(), "numpy", v("numpy
 log "host:  $(PYTHONPATH="$HOST_CODE" "$HOST_RUN_PY" -c "$VERSIONS")"
 log "$PI_ARCH: $(pi "$PI_VENV/bin/python" -c "$VERSIONS")"
 
+# A bundle in $PI_MODELS_DIR by name: as `--model` looks one up in edge/models/.
+models_dir_bundle() {  # models_dir_bundle NAME ; prints the path
+    local name=$1 c
+    if [[ $name == default ]]; then
+        [[ -f $PI_MODELS_DIR/DEFAULT ]] || die "PI_MODELS_DIR=$PI_MODELS_DIR has no DEFAULT file"
+        name=$(tr -d '[:space:]' <"$PI_MODELS_DIR/DEFAULT")
+    fi
+    for c in "$name" "$name.tflite" "$name-int8.tflite"; do
+        [[ -f $PI_MODELS_DIR/$c ]] && { echo "$PI_MODELS_DIR/$c"; return; }
+    done
+    die "no bundle '$name' in PI_MODELS_DIR=$PI_MODELS_DIR"
+}
+
 status=0
 mkdir -p "$RUN_DIR_HOST/models"
+if [[ -n $PI_MODELS_DIR ]]; then
+    [[ -d $PI_MODELS_DIR ]] || die "PI_MODELS_DIR=$PI_MODELS_DIR is not a directory"
+    log "bundles from $PI_MODELS_DIR, not the shipped ones"
+fi
 for model in $PI_MODELS; do
     # "default": no --model, the CLI's own default; a file: copied into the root; else a
-    # shipped name that both installs resolve.
-    if [[ $model == default ]]; then
+    # shipped name that both installs resolve. With PI_MODELS_DIR, "default" and names
+    # are looked up there and the file copied into the root.
+    src=""
+    if [[ -f $model ]]; then
+        src=$model
+    elif [[ -n $PI_MODELS_DIR ]]; then
+        src=$(models_dir_bundle "$model")
+    fi
+    if [[ -n $src ]]; then
+        cp "$src" "$RUN_DIR_HOST/models/"
+        margs=(--model "../models/$(basename "$src")")
+        tag=$(basename "$src" .tflite)
+        [[ $model == default ]] && tag=default
+        log "model $tag: $src"
+    elif [[ $model == default ]]; then
         margs=()
         tag=default
-    elif [[ -f $model ]]; then
-        cp "$model" "$RUN_DIR_HOST/models/"
-        margs=(--model "../models/$(basename "$model")")
-        tag=$(basename "$model" .tflite)
     else
         margs=(--model "$model")
         tag=$model
@@ -638,7 +753,10 @@ for model in $PI_MODELS; do
         if [[ $tag == default ]] && grep -q DEFAULT "$OUT/$tag.info.txt"; then
             log "hint: the wheel lacks edge/models/DEFAULT: pyproject's package-data must list it"
         fi
-        die "edge-ser info ${margs[*]:1} failed in the $PI_ARCH root (exit $rc)"
+        if [[ -z $src ]]; then
+            log "hint: to check other bundles than the shipped ones, PI_MODELS_DIR=DIR (*.tflite and DEFAULT)"
+        fi
+        die "edge-ser info${margs[1]:+ ${margs[1]}} failed in the $PI_ARCH root (exit $rc)"
     fi
     run_both "$tag.info" info --json "${margs[@]:1}"
     compare info "$tag.info"
@@ -654,7 +772,7 @@ for model in $PI_MODELS; do
             "$OUT/$tag.predict.pi.jsonl" 2>&1 | tail -n 1 | sed 's/^/  /' >&2 || true
     fi
 
-    log "model $tag: edge-ser listen --file stream.wav --fast --json (${PI_LISTEN_CLIPS} clips end to end)"
+    log "model $tag: edge-ser listen --file stream.wav --fast --json (${PI_LISTEN_CLIPS} clips and the joined one end to end)"
     run_both "$tag.listen" listen "${margs[@]}" --file stream.wav --fast --json
     compare listen "$tag.listen"
 done
