@@ -117,8 +117,9 @@ class FeatureSpec:
         if not isinstance(version, int) or version < INPUT_VERSION:
             raise ConfigError(
                 f"model input version {version!r} is older than this edge-ser's"
-                f" ({INPUT_VERSION}: utterances, level-normalised); re-train and re-export the"
-                " model with this edge-ser, or use the shipped models")
+                f" ({INPUT_VERSION}: utterances, level-normalised): the bundle was made by an"
+                " older edge-ser; train and export it again with this one (ser-train,"
+                " ser-export)")
         if version > INPUT_VERSION:
             raise ConfigError(f"model input version {version} is newer than this edge-ser"
                               f" reads ({INPUT_VERSION}); upgrade edge-ser")
