@@ -107,6 +107,8 @@ def training_augment(run: RunConfig) -> WaveAugment:
         return WaveAugment()
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()
               if k in WaveAugment.__dataclass_fields__}
+    if isinstance(fields.get("gain_db"), (int, float)):  # recorded as +-dB before 0.2
+        fields["gain_db"] = (-float(fields["gain_db"]), float(fields["gain_db"]))
     return WaveAugment(**fields)
 
 

@@ -164,9 +164,10 @@ def to_16_bit(x: np.ndarray) -> np.ndarray:
 class WaveAugment:
     """Random waveform changes for one augmented copy of a recording (each independently)."""
 
-    gain_db: float = 6.0
-    """Gain drawn uniformly from ``[-gain_db, +gain_db]``, dB (the model input is level-
-    normalised; this mostly moves the speech against the 16-bit grid)."""
+    gain_db: tuple[float, float] = (-30.0, 6.0)
+    """Gain drawn uniformly from this range, dB, before 16-bit rounding. The model input is
+    level-normalised, so this is about what a far speaker also brings: the soft parts near
+    the 16-bit grid and under the endpointer's absolute floor."""
     speed: tuple[float, float] = (0.9, 1.1)
     """Speed factor (tempo and pitch together, by resampling), uniform."""
     speed_prob: float = 0.5
@@ -218,7 +219,7 @@ class WaveAugment:
                      coloured_noise(y.size, rng, {"white": 0.0, "pink": 1.0,
                                                   "brown": 2.0}[kind]))
             y = add_noise(y, noise, rng.uniform(*self.snr_db))
-        y *= 10.0 ** (rng.uniform(-self.gain_db, self.gain_db) / 20.0)
+        y *= 10.0 ** (rng.uniform(*self.gain_db) / 20.0)
         peak = float(np.abs(y).max()) if y.size else 0.0
         if peak > 1.0:
             y /= peak
