@@ -29,9 +29,10 @@ def _log(message: str) -> None:
 def run_utterances(run: RunConfig, data: Sequence[Path] = ()) -> list[Utterance]:
     """Every utterance of the run's corpora whose label maps to one of its classes.
 
-    ``data`` replaces the corpus paths recorded by training, in order (one per corpus).
+    ``data`` replaces the corpus paths recorded by training, in order (one per corpus: the
+    ``--data`` ones, then the ``--extra-data`` ones).
     """
-    sources = list(run.training.get("data") or [])
+    sources = list(run.training.get("data") or []) + list(run.training.get("extra_data") or [])
     if not sources and not data:
         raise ConfigError(f"{run.directory}: config.json names no training data; pass --data")
     if data and len(data) != max(len(sources), 1):
@@ -51,6 +52,16 @@ def run_utterances(run: RunConfig, data: Sequence[Path] = ()) -> list[Utterance]
                               " was trained on")
         utterances.extend(u for u in corpus.utterances if u.label in run.label_map)
     return utterances
+
+
+def scored_utterances(utterances: Sequence[Utterance], run: RunConfig) -> list[Utterance]:
+    """The utterances of the run's ``--data`` corpora (held-out scores stay on those, as
+    ser-train's do): those of its ``--extra-data`` corpora left out."""
+    extra = [Path(str(s.get("path", ""))).resolve() for s in run.training.get("extra_data") or []]
+    if not extra:
+        return list(utterances)
+    return [u for u in utterances
+            if not any(Path(u.path).resolve().is_relative_to(root) for root in extra)]
 
 
 def of_speakers(utterances: Sequence[Utterance], speakers: Sequence[str]) -> list[Utterance]:

@@ -27,7 +27,14 @@ from edge.bundle import Bundle, load_bundle
 from edge.errors import ConfigError
 from export.convert import QUANTIZATIONS, convert, convert_full_int8
 from export.correct import bias_corrected
-from export.data import Calibration, calibration_inputs, clips, of_speakers, run_utterances
+from export.data import (
+    Calibration,
+    calibration_inputs,
+    clips,
+    of_speakers,
+    run_utterances,
+    scored_utterances,
+)
 from export.embed import write_bundle_metadata
 from export.errors import ExportError
 from export.graph import GraphSummary, require_builtin_ops, summarize
@@ -116,7 +123,8 @@ def verify_held_out(run: RunConfig, model, converted: Converted, utterances,
     """Score the three paths of one model on its held-out speakers (not used for training or
     calibration). Returns labels, probabilities per path, and the comparison."""
     test = _check_held_out(run, what)
-    held = clips(run, of_speakers(utterances, test), cache_dir=options.cache_dir,
+    held = clips(run, of_speakers(scored_utterances(utterances, run), test),
+                 cache_dir=options.cache_dir,
                  progress=options.progress, desc=f"{what} held-out")
     windows = {
         "keras_float": keras_probs(model, held.inputs),
