@@ -49,7 +49,8 @@ class EndpointConfig:
     onset_top_db: float = 40.0
     """When an utterance is confirmed, its onset becomes the start of the run of frames within
     this of its loudest frame so far (and above the noise floor by ``margin_db``) that led to
-    the confirmation: where it starts then does not depend on the gain, dB."""
+    the confirmation: where it starts then does not depend on the gain, dB. It moves later
+    than the first speech frame only past a lead-in ``quieter_db`` under the peak."""
     onset_lookback_ms: float = 300.0
     """How far back before the first speech frame the onset may move, milliseconds."""
     onset_gap_ms: float = 250.0
@@ -66,7 +67,8 @@ class EndpointConfig:
     noise_seconds: float = 5.0
     """History the noise floor is estimated over, seconds."""
     noise_percentile: float = 10.0
-    """Percentile of the levels in that history taken as the noise floor."""
+    """Percentile of the levels in that history taken as the noise floor (while the history
+    is not yet full, this times the share that is: the quietest frames at first)."""
     floor_update_ms: float = 100.0
     """How often the noise floor is re-estimated, milliseconds."""
     min_speech_ms: float = 250.0
@@ -212,8 +214,11 @@ class Endpointer:
             self._history[t % self._history_size] = level
             self._filled = min(self._filled + 1, self._history_size)
             if t % self._update_every == 0:
+                # until the history is full, a lower percentile: a stream that opens in the
+                # middle of speech must not take the speech for the room
+                share = self._filled / self._history_size
                 self._floor = float(np.percentile(self._history[:self._filled],
-                                                  c.noise_percentile))
+                                                  c.noise_percentile * share))
             threshold = max(self._floor + c.margin_db, c.min_level_db)
             if self._triggered:
                 threshold = max(threshold, self._peak - c.top_db)
@@ -267,7 +272,18 @@ class Endpointer:
                 gap += 1
                 if gap >= self._onset_gap:
                     break
-        return self._first if onset is None else onset
+        if onset is None:
+            return self._first
+        if onset > self._first:
+            # later than the first speech frame: only past a lead-in far quieter than the
+            # words (a breath, a noise: quieter_db under the peak), never past a word
+            known = self._t - self._history_size
+            if self._first < known:
+                return self._first
+            dropped = [self._history[t % self._history_size] for t in range(self._first, onset)]
+            if max(dropped) > self._peak - c.quieter_db:
+                return self._first
+        return onset
 
     def _quieter_limit(self) -> float:
         """Loudest frame a candidate needs to become an utterance, dB."""

@@ -169,10 +169,11 @@ class Recognizer:
         self.hop_seconds = self.hop_frames / fps
         self.endpoint_config = endpoint or self.spec.endpoint
         self._endpointer = Endpointer(self.endpoint_config, fps)
-        # frames kept: the longest utterance plus the onset look-back and pad before it
         c = self.endpoint_config
+        # frames kept: the longest utterance plus the onset look-back and pad before it, plus
+        # one hop (a chunk is stored before the endpointer decides the end inside it)
         self._capacity = int(np.ceil((c.max_speech_s + (c.onset_lookback_ms + c.speech_pad_ms)
-                                      / 1000.0) * fps)) + 2
+                                      / 1000.0) * fps)) + self.hop_frames + 2
         self._mel_stream = MelStream(frontend)
         self._resampler = (Resampler(self.input_rate, self.sample_rate)
                            if self.input_rate != self.sample_rate else None)

@@ -149,3 +149,28 @@ def test_config_is_checked_and_round_trips():
     assert EndpointConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ConfigError, match="upgrade"):
         EndpointConfig.from_dict({**c.to_dict(), "new_field": 1})
+
+
+def test_a_louder_second_phrase_does_not_cut_off_the_first():
+    """A word, a 300 ms pause, a louder word: one utterance from the first word on (the
+    onset moves later only past a lead-in far quieter than the words)."""
+    x = burst_train([(1.0, 1.6)], 4.0, level_db=-30, seed=1)
+    x += burst_train([(1.9, 2.8)], 4.0, level_db=-24, seed=2)
+    (seg,) = speech_segments(levels_of(x), EndpointConfig(), FPS)
+    assert seg.start / FPS == pytest.approx(0.9, abs=0.04)
+    # but a lead-in 40 dB under the words is dropped
+    y = burst_train([(0.5, 1.1)], 4.0, level_db=-70, seed=3)
+    y += burst_train([(1.3, 2.5)], 4.0, level_db=-25, seed=4)
+    (seg,) = speech_segments(levels_of(y), EndpointConfig(), FPS)
+    assert seg.start / FPS == pytest.approx(1.2, abs=0.05)
+
+
+def test_a_stream_that_opens_mid_speech_finds_most_of_it(ravdess_dir):
+    x = load(ravdess_dir / f"{CLIPS[1]}.flac", SR)
+    (whole,) = speech_segments(levels_of(x), EndpointConfig(), FPS)
+    cut = x[(whole.start + 20) * FE.hop_length:]  # the stream starts inside the words
+    segs = speech_segments(levels_of(cut), EndpointConfig(), FPS)
+    # one utterance over the rest of the words (the dips between words count as pauses
+    # until the room has been heard, so fewer of its frames are speech frames)
+    assert len(segs) == 1 and segs[0].start == 0
+    assert abs(segs[0].end - (whole.end - whole.start - 20)) <= 10

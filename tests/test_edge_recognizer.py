@@ -256,3 +256,21 @@ def test_offline_replay_gives_the_recognisers_interims_and_finals(bundle, classi
     assert got == [(s.start / fps, rec._seconds_at(s.end)) for s in interims]
     assert [(r.start, r.end) for r in results if r.final] == \
         [(s.start / fps, rec._seconds_at(s.end)) for s in finals]
+
+
+def test_an_utterance_split_at_max_length_is_the_same_in_any_blocks(bundle, classifier):
+    """More than max_speech_s of speech without a pause: the forced split and both parts'
+    scores do not depend on the block size or the hop (the frame ring holds a hop more)."""
+    rng = np.random.default_rng(5)
+    x = np.zeros(int(13 * SR), np.float32)
+    for k in range(int(12 / 0.3)):  # syllables 0.2 s on, 0.1 s off
+        a = int((0.5 + 0.3 * k) * SR)
+        x[a:a + int(0.2 * SR)] = 0.05 * rng.standard_normal(int(0.2 * SR))
+    for hop in (None, 2.0):
+        rec = Recognizer(bundle, classifier=classifier, hop_seconds=hop)
+        reference = [r.to_dict() for r in rec.push(x) + rec.finish() if r.final]
+        assert len(reference) == 2 and reference[0]["end"] - reference[0]["start"] >= 9.9
+        for block in (160, 16000, 48000):
+            finals = [d for d in run(rec, x, block) if d["event"] == "final"]
+            assert [(f["start"], f["end"], f["scores"]) for f in finals] == \
+                [(d["start"], d["end"], d["scores"]) for d in reference], (hop, block)
