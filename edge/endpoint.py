@@ -78,8 +78,9 @@ class EndpointConfig:
     speech_pad_ms: float = 100.0
     """Audio kept before the first and after the last speech frame, milliseconds (at most
     half of ``min_silence_ms``, so neighbouring utterances never overlap)."""
-    max_speech_s: float = 10.0
-    """An utterance is ended after this long and the next one begins, seconds."""
+    max_speech_s: float = 6.0
+    """An utterance is ended after this long and the next one begins, seconds (a monologue
+    gets a final every few seconds, and an interim result costs at most four windows)."""
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:

@@ -54,10 +54,14 @@ def run_utterances(run: RunConfig, data: Sequence[Path] = ()) -> list[Utterance]
     return utterances
 
 
-def scored_utterances(utterances: Sequence[Utterance], run: RunConfig) -> list[Utterance]:
+def scored_utterances(utterances: Sequence[Utterance], run: RunConfig,
+                      data: Sequence[Path] = ()) -> list[Utterance]:
     """The utterances of the run's ``--data`` corpora (held-out scores stay on those, as
-    ser-train's do): those of its ``--extra-data`` corpora left out."""
-    extra = [Path(str(s.get("path", ""))).resolve() for s in run.training.get("extra_data") or []]
+    ser-train's do): those of its ``--extra-data`` corpora left out. ``data``: the same
+    replacement paths as :func:`run_utterances` got."""
+    n_main = len(run.training.get("data") or [])
+    recorded = [Path(str(s.get("path", ""))) for s in run.training.get("extra_data") or []]
+    extra = [p.resolve() for p in (list(data)[n_main:] if data else recorded)]
     if not extra:
         return list(utterances)
     return [u for u in utterances

@@ -123,7 +123,7 @@ def verify_held_out(run: RunConfig, model, converted: Converted, utterances,
     """Score the three paths of one model on its held-out speakers (not used for training or
     calibration). Returns labels, probabilities per path, and the comparison."""
     test = _check_held_out(run, what)
-    held = clips(run, of_speakers(scored_utterances(utterances, run), test),
+    held = clips(run, of_speakers(scored_utterances(utterances, run, options.data), test),
                  cache_dir=options.cache_dir,
                  progress=options.progress, desc=f"{what} held-out")
     windows = {
