@@ -215,17 +215,27 @@ def _check_file(p: Path) -> None:
 
 class WavWriter:
     """A mono WAV written block by block (a recording of a live stream): 32-bit IEEE float,
-    so that what is read back is exactly what was written; the sizes in the header are
-    rewritten after every block, so the file is valid even if the process is killed."""
+    so that what is read back is exactly what was written. The sizes in the header are
+    brought up to date about once a second of audio (and at :meth:`close`), so a killed
+    process leaves a valid file missing at most its last second. An existing file is never
+    overwritten; a WAV holds at most 4 GiB (18 h at 16 kHz): beyond that :meth:`write`
+    returns False and keeps nothing more."""
+
+    LIMIT_BYTES = 0xFFFFFFFF - 36
 
     def __init__(self, path: str | os.PathLike, rate: int) -> None:
         self.path = Path(path)
         try:
-            self._file = open(self.path, "wb")  # noqa: SIM115 (owned until close())
+            self._file = open(self.path, "xb")  # noqa: SIM115 (owned until close())
+        except FileExistsError:
+            raise AudioError(f"{path}: exists; choose another file name to record to (it is"
+                             " never overwritten)") from None
         except OSError as e:
             raise AudioError(f"{path}: cannot write ({e.strerror})") from None
         self.rate = int(rate)
         self.frames = 0
+        self.full = False
+        self._since_header = 0
         self._header()
 
     def _header(self) -> None:
@@ -234,18 +244,26 @@ class WavWriter:
         self._file.seek(0)
         self._file.write(b"RIFF" + struct.pack("<I", 36 + data) + b"WAVEfmt "
                          + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", data))
-
-    def write(self, block: np.ndarray) -> None:
-        """Append mono float samples."""
-        x = np.asarray(block, dtype="<f4").ravel()
         self._file.seek(0, os.SEEK_END)
+        self._file.flush()
+        self._since_header = 0
+
+    def write(self, block: np.ndarray) -> bool:
+        """Append mono float samples; False once the file is full (the block is dropped)."""
+        x = np.asarray(block, dtype="<f4").ravel()
+        room = (self.LIMIT_BYTES - self.frames * 4) // 4
+        if x.size > room:
+            x, self.full = x[:room], True
         self._file.write(x.tobytes())
         self.frames += x.size
-        self._header()
-        self._file.flush()
+        self._since_header += x.size
+        if self._since_header >= self.rate or self.full:
+            self._header()
+        return not self.full
 
     def close(self) -> None:
         if not self._file.closed:
+            self._header()
             self._file.close()
 
 

@@ -30,7 +30,6 @@ from edge.errors import (
     EXIT_INTERRUPTED,
     DeviceLost,
     EdgeSerError,
-    StopRequested,
 )
 
 PROG = "edge-ser"
@@ -211,22 +210,43 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
 
         mqtt_config = config_from_options(**mqtt_options)
         import_paho()  # before the model loads: a missing extra is said at once
-    from edge.live import Listener, LiveView
     from edge.native_stderr import quiet_native_stderr
-    from edge.recognizer import Recognizer
     from edge.shipped import load_model_bundle
     from edge.sources import FileSource, MicSource, stdin_source
 
     bundle = load_model_bundle(model)
     rate = bundle.metadata.features.frontend.sample_rate
-    if file is not None:
-        fe = bundle.metadata.features.frontend
-        source = FileSource(file, realtime=not fast,
-                            min_seconds=fe.frame_length / fe.sample_rate)
-    elif stdin_raw is not None:
-        source = stdin_source(stdin_raw)
-    else:
-        source = MicSource(device, preferred_rate=rate)
+    # PortAudio's and ALSA's C messages (at start-up, at an unplug) are kept off stderr
+    # while a microphone is in use; edge-ser says what happened in its own line
+    quiet = quiet_native_stderr() if file is None and stdin_raw is None else \
+        contextlib.nullcontext()
+    with quiet:
+        if file is not None:
+            fe = bundle.metadata.features.frontend
+            source = FileSource(file, realtime=not fast,
+                                min_seconds=fe.frame_length / fe.sample_rate)
+        elif stdin_raw is not None:
+            source = stdin_source(stdin_raw)
+        else:
+            source = MicSource(device, preferred_rate=rate)
+        recorder = None
+        if record is not None:
+            from edge.audio import WavWriter
+
+            recorder = WavWriter(record, source.info.sample_rate)
+        _listen(bundle, source, recorder, as_json=as_json, hop=hop, threshold=threshold,
+                threads=threads, duration=duration, mqtt_config=mqtt_config)
+
+
+def _listen(bundle, source, recorder, *, as_json: bool, hop: float | None, threshold: float,
+            threads: int, duration: float | None, mqtt_config) -> None:
+    """The listen session: the recogniser over the source, its view and sinks, the summary;
+    the exit status."""
+    import numpy as np
+
+    from edge.live import Listener, LiveView
+    from edge.recognizer import Recognizer
+
     recognizer = Recognizer(bundle, input_rate=source.info.sample_rate, hop_seconds=hop,
                             threads=threads, threshold=threshold)
     view = LiveView(as_json=as_json, labels=bundle.metadata.labels)
@@ -244,22 +264,22 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
             view.show(r)
             sink.publish(r)
 
-    recorder = None
-    if record is not None:
-        from edge.audio import WavWriter
+    def record(block) -> None:  # what the recogniser processed: NaN/inf as zeros
+        block = np.where(np.isfinite(block), block, np.float32(0.0))
+        if recorder is not None and not recorder.write(block) and recorder.full:
+            _warn(f"--record {recorder.path}: a WAV holds at most 4 GiB; recording stopped,"
+                  " listening goes on")
+            recorder.full = None  # said once
 
-        recorder = WavWriter(record, source.info.sample_rate)
     listener = Listener(recognizer, source, on_result=on_result, started=_IMPORTED_AT,
-                        max_seconds=duration, record=None if recorder is None else recorder.write)
+                        max_seconds=duration, record=None if recorder is None else record)
     if not as_json:
         _warn(f"listening to {source.info.name} at {source.info.sample_rate} Hz with"
               f" {bundle.path.name} ({bundle.metadata.kind}, {bundle.metadata.quantization});"
               " Ctrl-C to stop")
     failure = None
-    quiet = quiet_native_stderr() if isinstance(source, MicSource) else \
-        contextlib.nullcontext()
     try:
-        with quiet, _sigterm_as_stop():
+        with _stop_on_signals(listener):
             try:
                 interrupted = listener.run()
             except DeviceLost as e:
@@ -289,18 +309,22 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
 
 
 @contextlib.contextmanager
-def _sigterm_as_stop():
-    """SIGTERM raises :class:`~edge.errors.StopRequested` in the main thread (the worker):
-    ``listen`` then ends as after Ctrl-C, with its summary, but exits 0, the status systemd
-    counts as a clean stop."""
+def _stop_on_signals(listener: Any):
+    """Ctrl-C and SIGTERM ask the listener to stop at the next block: what it has heard is
+    finished (the utterance under way gets its final) and summarised. SIGTERM then exits 0,
+    the status systemd counts as a clean stop; Ctrl-C 130. A second signal stops at once."""
     def stop(signum, frame):
-        raise StopRequested()
+        name = "SIGTERM" if signum == signal.SIGTERM else "SIGINT"
+        if listener.stop_requested is not None:
+            raise KeyboardInterrupt  # the second time: now
+        listener.request_stop(name)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # --------------------------------------------------------------------------------------

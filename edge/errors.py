@@ -64,7 +64,3 @@ class DeviceLost(EdgeSerError):
     """The microphone went away (or stopped delivering audio) while listening."""
 
     exit_code = EXIT_FAILURE
-
-
-class StopRequested(KeyboardInterrupt):
-    """SIGTERM (``systemctl stop``, ``kill``): end like Ctrl-C, but as a clean stop."""

@@ -15,7 +15,7 @@ from typing import Any, Callable, TextIO
 
 import numpy as np
 
-from edge.errors import DeviceLost, EdgeSerError, StopRequested
+from edge.errors import DeviceLost, EdgeSerError
 from edge.recognizer import Recognizer, Result
 from edge.sources import RingBuffer, Source
 
@@ -108,6 +108,12 @@ class Listener:
         self._run_ended: float | None = None
         self.stopped_by: str | None = None
         """``SIGINT`` or ``SIGTERM`` when a signal ended the run."""
+        self.stop_requested: str | None = None
+
+    def request_stop(self, why: str) -> None:
+        """Stop at the next block (safe from a signal handler): what was heard is finished
+        and summarised as after the end of the source; ``why`` becomes ``stopped_by``."""
+        self.stop_requested = why
 
     def run(self) -> bool:
         """Process until the source ends (False) or Ctrl-C / SIGTERM (True; which one is
@@ -117,7 +123,7 @@ class Listener:
         interrupted = False
         self.source.start(self.ring)
         try:
-            while True:
+            while self.stop_requested is None:
                 block = self.ring.read(timeout=0.5)
                 if block is None:
                     break
@@ -135,13 +141,15 @@ class Listener:
                 if self.max_samples is not None and self._remaining_input() == 0:
                     break
             self._process(lambda _: self.recognizer.finish(), None)
-        except KeyboardInterrupt as e:
+        except KeyboardInterrupt:  # Ctrl-C without the CLI's handler, or a second signal
             interrupted = True
-            self.stopped_by = "SIGTERM" if isinstance(e, StopRequested) else "SIGINT"
+            self.stopped_by = self.stop_requested or "SIGINT"
         finally:
             self.ring.close()  # releases a producer waiting for space
             self.source.stop()
             self._run_ended = time.monotonic()
+        if self.stop_requested is not None:
+            interrupted, self.stopped_by = True, self.stop_requested
         error = self.source.error()
         if error is not None and not interrupted:
             if isinstance(error, EdgeSerError):

@@ -4,8 +4,8 @@ PortAudio's ALSA back end and ALSA itself write straight to file descriptor 2 fr
 (``Expression '...' failed in 'src/hostapi/alsa/pa_linux_alsa.c'``, ``ALSA lib pcm.c:...``):
 several lines of C source locations when a device is unplugged, or at every start on some
 Raspberry Pi images. edge-ser says what happened in one line of its own, so while a microphone
-is open, fd 2 goes through a pipe whose reader thread drops those lines and passes everything
-else on unchanged, in order.
+is in use, fd 2 goes through a pipe whose reader thread drops those lines and passes
+everything else on unchanged, in order.
 """
 
 from __future__ import annotations
@@ -23,28 +23,22 @@ NATIVE_NOISE = re.compile(rb"^(Expression '.*' failed in '.*'|ALSA lib |"
 """Lines from PortAudio's and ALSA's C code (and JACK probing), not meant for users."""
 
 
-class _Filter:
-    def __init__(self) -> None:
-        self.dropped = 0
-
-
 @contextlib.contextmanager
-def quiet_native_stderr() -> Iterator[_Filter]:
-    """Inside the block, lines the C sound libraries write to fd 2 are dropped (and counted
-    in the yielded object's ``dropped``); everything else reaches stderr as before."""
-    state = _Filter()
+def quiet_native_stderr() -> Iterator[None]:
+    """Inside the block, lines the C sound libraries write to fd 2 are dropped; everything
+    else reaches stderr as before, in order."""
     try:
         sys.stderr.flush()
-        saved = os.dup(2)
+        saved = os.dup(2)  # the real stderr; closed only by the pump, which owns it
         read_end, write_end = os.pipe()
     except (OSError, ValueError):  # no fd 2 (a daemon without stderr): nothing to filter
-        yield state
+        yield
         return
-    os.dup2(write_end, 2)
+    os.dup2(write_end, 2, inheritable=False)  # children never hold the pipe open
     os.close(write_end)
 
     def pump() -> None:
-        with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        with os.fdopen(read_end, "rb", buffering=0) as pipe, os.fdopen(saved, "wb", 0) as out:
             pending = b""
             while True:
                 chunk = pipe.read(4096)
@@ -53,20 +47,19 @@ def quiet_native_stderr() -> Iterator[_Filter]:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
-                    if NATIVE_NOISE.match(line):
-                        state.dropped += 1
-                    else:
-                        os.write(saved, line + b"\n")
+                    if not NATIVE_NOISE.match(line):
+                        out.write(line + b"\n")
             if pending and not NATIVE_NOISE.match(pending):
-                os.write(saved, pending)
+                out.write(pending)
 
+    restore = os.dup(saved)
     thread = threading.Thread(target=pump, name="edge-ser stderr", daemon=True)
     thread.start()
     try:
-        yield state
+        yield
     finally:
         with contextlib.suppress(ValueError, OSError):
             sys.stderr.flush()
-        os.dup2(saved, 2)  # closes the pipe's last write end: the pump drains and ends
+        os.dup2(restore, 2)  # closes the pipe's last write end: the pump drains and ends
+        os.close(restore)
         thread.join(timeout=2.0)
-        os.close(saved)

@@ -356,6 +356,7 @@ class MicSource(Source):
 
     def start(self, ring: RingBuffer) -> None:
         sd = self._sd
+        self._last_callback = time.monotonic()
 
         def callback(indata, frames, time_info, status):  # PortAudio's thread: copy only
             self._last_callback = time.monotonic()
@@ -386,8 +387,12 @@ class MicSource(Source):
         if stream is None:
             return None
         silent = time.monotonic() - self._last_callback
-        if not stream.active or silent > STALL_SECONDS:
-            why = "stopped" if not stream.active else f"sent nothing for {silent:.0f} s"
+        try:
+            active = stream.active
+        except self._sd.PortAudioError:  # the device is gone from under PortAudio
+            active = False
+        if not active or silent > STALL_SECONDS:
+            why = "stopped" if not active else f"sent nothing for {silent:.0f} s"
             return (f"input device {self.info.name!r} {why} (unplugged, or its sound server"
                     " went away); listening ended")
         return None
@@ -395,7 +400,7 @@ class MicSource(Source):
     def stop(self) -> None:
         if self._stream is not None:
             stream, self._stream = self._stream, None
-            with _sigint_blocked():
+            with _sigint_blocked(), contextlib.suppress(self._sd.PortAudioError):
                 stream.abort()  # drop what is in flight: the worker has stopped reading
                 stream.close()
 

@@ -209,3 +209,27 @@ def test_write_wav_round_trips_through_the_reader(tmp_path):
     write_wav(tmp_path / "loud.wav", np.array([2.0, -2.0]), SR)  # clipped, not wrapped
     np.testing.assert_array_equal(read_audio(tmp_path / "loud.wav")[0][:, 0],
                                   [32767 / 32768, -1.0])
+
+
+def test_wav_writer_round_trips_keeps_the_header_current_and_never_overwrites(tmp_path):
+    from edge.audio import AudioStream, WavWriter
+
+    path = tmp_path / "rec.wav"
+    w = WavWriter(path, 16000)
+    x = np.random.default_rng(0).standard_normal(40000).astype(np.float32) * 0.1
+    for block in np.array_split(x, 7):
+        assert w.write(block)
+    # killed now: the header already counts all but (at most) the last second
+    with AudioStream(path) as s:
+        assert s.frames >= x.size - 16000
+    w.close()
+    samples, rate = read_audio(path)
+    assert rate == 16000
+    np.testing.assert_array_equal(samples[:, 0], x)
+    with pytest.raises(AudioError, match="exists"):
+        WavWriter(path, 16000)
+    w = WavWriter(tmp_path / "full.wav", 8000)
+    w.LIMIT_BYTES = 400  # a tiny limit stands in for 4 GiB
+    assert w.write(np.zeros(60, np.float32)) and not w.write(np.zeros(60, np.float32))
+    w.close()
+    assert read_audio(tmp_path / "full.wav")[0].shape == (100, 1)
