@@ -42,6 +42,7 @@ from benchmarks.processes import ProcessRun, edge_ser, run_measured, shown
 from edge.audio import load
 from edge.frontend import FrontendConfig, mel_power
 from edge.levels import frame_levels
+from edge.predict import speech_weighted
 
 RATE = 16000
 """Sample rate of the recordings written here, Hz (the models' front-end rate)."""
@@ -203,14 +204,13 @@ def run_predict(paths: Sequence[str], model: str | None) -> tuple[dict[str, dict
 
 
 def weighted_label(results: Sequence[dict], merge: dict[str, str] | None = None) -> str | None:
-    """Top label of the speech-weighted average of final results (``predict``'s rule);
-    ``merge`` maps a predicted label onto another afterwards; None without results."""
-    if not results:
+    """Top label of the speech-weighted average of final results (``predict``'s rule,
+    :func:`edge.predict.speech_weighted`); ``merge`` maps a predicted label onto another
+    afterwards; None without results."""
+    probs = speech_weighted(results)
+    if not probs:
         return None
-    labels = list(results[0]["probs"])
-    w = np.array([max(float(r["speech_seconds"] or 0.0), 1e-3) for r in results])
-    p = np.array([[r["probs"][k] for k in labels] for r in results], dtype=np.float64)
-    top = labels[int(np.argmax((p * w[:, None]).sum(axis=0)))]
+    top = max(probs, key=probs.get)
     return (merge or {}).get(top, top)
 
 

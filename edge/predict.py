@@ -11,6 +11,7 @@ utterance's result; one without any speech gets ``label: null``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,14 +96,26 @@ def predict_file(path: str | os.PathLike, classifier: Classifier, *,
                          samples / rate)
 
 
+def speech_weighted(finals: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """A recording's probabilities from its utterances' final results (as ``listen --json``
+    prints them, or their ``to_dict()``): their ``probs`` averaged, weighted by their
+    ``speech_seconds`` (:func:`edge.utterance.aggregate_utterances`); ``{}`` without any."""
+    if not finals:
+        return {}
+    labels = list(finals[0]["probs"])
+    probs = aggregate_utterances(
+        np.array([[f["probs"][k] for k in labels] for f in finals]),
+        np.array([max(float(f["speech_seconds"] or 0.0), 1e-3) for f in finals]))
+    return {k: float(p) for k, p in zip(labels, probs)}
+
+
 def prediction_of(name: str, finals: list[Result], labels: tuple[str, ...],
                   duration: float) -> FilePrediction:
     """A recording's prediction from its utterances' final results."""
-    if not finals:
+    probs = speech_weighted([{"probs": u.probs, "speech_seconds": u.speech_seconds}
+                             for u in finals])
+    if not probs:
         return FilePrediction(name, None, None, {}, [], duration)
-    probs = aggregate_utterances(
-        np.array([[u.probs[k] for k in labels] for u in finals]),
-        np.array([max(u.speech_seconds, 1e-3) for u in finals]))
-    top = int(np.argmax(probs))
-    return FilePrediction(name, labels[top], float(probs[top]),
-                          {k: float(p) for k, p in zip(labels, probs)}, finals, duration)
+    top = max(probs, key=probs.get)
+    return FilePrediction(name, top, probs[top], {k: probs[k] for k in labels}, finals,
+                          duration)

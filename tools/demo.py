@@ -34,6 +34,7 @@ from typing import Any
 import click
 import numpy as np
 
+from benchmarks.live import speech_span
 from edge.audio import load, write_wav
 from edge.bundle import Bundle
 from edge.errors import (
@@ -43,8 +44,8 @@ from edge.errors import (
     ConfigError,
     EdgeSerError,
 )
-from edge.frontend import FrontendConfig, mel_power
-from edge.levels import frame_levels
+from edge.frontend import FrontendConfig
+from edge.predict import speech_weighted
 from edge.shipped import load_model_bundle
 from train.corpora import EMOTIONS, Utterance, read_corpus
 
@@ -61,8 +62,6 @@ LEAD_SECONDS = 2.0
 """Noise before the first clip and after the last, seconds."""
 NOISE_DB = -60.0
 """RMS level of the white noise under the whole track, dBFS: a quiet room."""
-SPEECH_TOP_DB = 40.0
-"""A clip's speech: its frames within this of its loudest frame, dB."""
 PAUSE_MARGIN_SECONDS = 0.6
 """A result counts as over a pause from this long after one clip's speech (the endpointer's
 hangover) to the next clip's, seconds."""
@@ -77,7 +76,7 @@ class Placed:
     start: float
     end: float
     speech_start: float
-    """First and last frame within ``SPEECH_TOP_DB`` of the clip's loudest frame."""
+    """First and last frame of the clip's speech (:func:`benchmarks.live.speech_span`)."""
     speech_end: float
 
 
@@ -138,16 +137,6 @@ def choose_clips(utterances: Sequence[Utterance], n: int, *, labels: Sequence[st
     return chosen
 
 
-def speech_span(x: np.ndarray, rate: int) -> tuple[float, float]:
-    """First and last frame of a clip within ``SPEECH_TOP_DB`` of its loudest (speech-band
-    levels, :mod:`edge.levels`), seconds."""
-    fe = FrontendConfig(sample_rate=rate, fmax=min(8000.0, rate / 2))
-    levels = frame_levels(mel_power(x, fe), fe)
-    inside = np.flatnonzero(levels >= levels.max() - SPEECH_TOP_DB)
-    hop = fe.hop_length / rate
-    return float(inside[0] * hop), float(inside[-1] * hop + fe.frame_length / rate)
-
-
 def build_track(clips: Sequence[tuple[Utterance, np.ndarray]], rate: int, *,
                 gap_seconds: float = GAP_SECONDS, lead_seconds: float = LEAD_SECONDS,
                 noise_db: float = NOISE_DB, seed: int = NOISE_SEED,
@@ -172,7 +161,7 @@ def build_track(clips: Sequence[tuple[Utterance, np.ndarray]], rate: int, *,
         if i:
             pieces.append(np.zeros(gap, dtype=np.float32))
             position += gap
-        s0, s1 = speech_span(x, rate)
+        s0, s1 = speech_span(x, FrontendConfig(sample_rate=rate, fmax=min(8000.0, rate / 2)))
         at = position / rate
         placed.append(Placed(utterance, at, at + x.size / rate, at + s0, at + s1))
         pieces.append(np.asarray(x, dtype=np.float32))
@@ -202,12 +191,9 @@ def outcomes(results: Sequence[dict[str, Any]], placed: Sequence[Placed], *,
         if not mine:
             out.append(ClipOutcome(p, None, 0, None))
             continue
-        labels = list(mine[0]["probs"])
-        w = np.array([max(float(f["speech_seconds"]), 1e-3) for f in mine])
-        probs = (np.array([[f["probs"][k] for k in labels] for f in mine]) * w[:, None]
-                 ).sum(axis=0) / w.sum()
-        top = int(np.argmax(probs))
-        out.append(ClipOutcome(p, labels[top], len(mine), float(probs[top])))
+        probs = speech_weighted(mine)
+        top = max(probs, key=probs.get)
+        out.append(ClipOutcome(p, top, len(mine), probs[top]))
     return out
 
 

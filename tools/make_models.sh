@@ -7,8 +7,8 @@
 #
 # Each family: `ser-train` 4-fold by actor on RAVDESS speech (every actor tested once: the
 # cross-validated accuracy, interim accuracy and room conditions, and the held-out
-# int8-vs-float check), with RAVDESS song and SAVEE as training-only data (EXTRA), SAVEE
-# scored too when it is not trained on; then the shipped model on everything; `ser-export`
+# int8-vs-float check), with RAVDESS song and SAVEE as training-only data when they are
+# there (--extra-data); then the shipped model on everything; `ser-export`
 # to int8 and float32. Environment: SER_DATA (RAVDESS speech, default
 # ../shared/data/ravdess-speech-16k; the other corpora are looked for beside it), RUNS (run
 # directories, default runs), BIN (console scripts, default .venv/bin), TRAIN_ARGS (more

@@ -22,8 +22,17 @@ from edge.audio import resample
 NOISE_KINDS = ("white", "pink", "brown", "babble")
 
 
+AUGMENT_VERSION = 2
+"""Bump when the code of a transform changes (not only its parameters): cached copies made by
+the old code are then not used."""
+
+
 def _key(obj) -> str:
-    text = json.dumps(dataclasses.asdict(obj), sort_keys=True)
+    """Short hash of a transform's parameters, the code version and librosa's (which does
+    the speed and pitch changes)."""
+    text = json.dumps({"params": dataclasses.asdict(obj), "version": AUGMENT_VERSION,
+                       "librosa": librosa.__version__, "kind": type(obj).__name__},
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 

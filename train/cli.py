@@ -117,7 +117,7 @@ def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
               help="Remove each mel band's mean over the utterance from the model input"
                    " (the speaker's and microphone's average spectrum), in the front end.")
 @click.option("--window-seconds", type=float, default=3.0, show_default=True,
-              help="Audio per model window, after trimming leading silence.")
+              help="Audio per model window, seconds (an utterance longer than one gets several).")
 @click.option("--classes", default=None,
               help="Classes to keep, comma-separated; a+b merges b into a; others dropped."
                    " E.g. 'neutral+calm,happy,sad,angry'.")
@@ -239,6 +239,13 @@ def _main(*, data, corpora, kind, out, folds, repeats, final, test_actors, val_s
     command = "ser-train " + shlex.join(sys.argv[1:])
     if kind == "rf":
         from train.baseline import run_baseline
+
+        unsupported = [name for name, given in (
+            ("--extra-data", extra_data), ("--eval-data", eval_data), ("--teacher", teachers),
+            ("--repeats", repeats > 1), ("--utterance-mean", utterance_mean)) if given]
+        if unsupported:
+            raise ConfigError(f"--model rf: {', '.join(unsupported)} not supported by the"
+                              " random-forest baseline (speaker folds of --data only)")
 
         return run_baseline(out, spec, tuple(sources), utterances, label_map, folds=folds,
                             test_speakers=test, seed=seed, cache_dir=cache_dir,

@@ -3,7 +3,9 @@
 Recipes are 3-6 points apart between folds on a few actors, so two runs are compared fold by
 fold (the folds matched by their test speakers): the mean of the paired differences, their
 standard deviation and standard error, and on how many folds B beat A, for the clean accuracy,
-the interim accuracy, each room condition and each other corpus.
+the interim accuracy, each room condition and each other corpus. (Folds of repeated
+partitions share speakers, so their differences are not independent: with ``--repeats`` the
+standard error is optimistic; count the folds B wins too.)
 
     python -m train.compare runs/a runs/b [--json]
 """
@@ -27,7 +29,7 @@ def _folds(report: dict[str, Any]) -> dict[tuple[str, ...], dict[str, float]]:
         for group in ("conditions", "corpora"):
             for name, v in f.get(group, {}).items():
                 figures[name] = v["accuracy"]
-        out[tuple(sorted(f["test_speakers"]))] = figures
+        out[(f.get("repeat", 0), *sorted(f["test_speakers"]))] = figures
     return out
 
 
