@@ -300,19 +300,12 @@ def write_wav(path: str | os.PathLike, x: np.ndarray, rate: int) -> Path:
 
 
 def _read_with_soundfile(path: Path) -> tuple[np.ndarray, int]:
-    try:
-        import soundfile
-    except ImportError:
-        raise AudioError(
-            f"{path}: not a WAV file; reading {path.suffix or 'this format'} needs soundfile"
-            " (pip install soundfile), or convert it to WAV"
-        ) from None
-    try:
-        x, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except Exception as e:  # soundfile raises LibsndfileError, RuntimeError, TypeError ...
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise AudioError(f"{path}: not a readable audio file ({reason})") from None
-    return x, int(rate)
+    with _open_soundfile(path) as f:
+        try:
+            return f.read(dtype="float32", always_2d=True), int(f.samplerate)
+        except Exception as e:  # libsndfile errors mid-file
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise AudioError(f"{path}: not a readable audio file ({reason})") from None
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
