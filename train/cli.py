@@ -63,6 +63,11 @@ def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
 @click.option("--final/--no-final", default=True, show_default=True,
               help="After the folds, train the shipped model on all speakers (--no-final:"
                    " folds only, for experiments).")
+@click.option("--cv-from", "cv_from", type=click.Path(path_type=Path), default=None,
+              metavar="RUN_DIR",
+              help="Take the cross-validation (fold reports and fold models) of RUN_DIR, a run"
+                   " of this model on the same corpora and speakers, and train only the"
+                   " shipped model; every difference of the recipe is listed in the report.")
 @click.option("--test-actors", default=None,
               help="Instead of folds: hold out these speakers (e.g. 1,2 or ravdess-01) and"
                    " ship the model trained on the others.")
@@ -172,7 +177,8 @@ def _parse_options(items: tuple[str, ...]) -> dict:
     return out
 
 
-def _main(*, data, corpora, kind, out, folds, repeats, final, test_actors, val_speakers, epochs,
+def _main(*, data, corpora, kind, out, folds, repeats, final, cv_from, test_actors,
+          val_speakers, epochs,
           batch_size, seed, loss, augment, aug_copies, extra_data, eval_data, conditions,
           teachers, distill, model_options, learning_rate, mixup, label_smoothing,
           weight_decay, cmn, utterance_mean, window_seconds, classes, cache_dir, no_cache):
@@ -188,6 +194,9 @@ def _main(*, data, corpora, kind, out, folds, repeats, final, test_actors, val_s
                              ("--val-speakers", val_speakers, 0), ("--aug-copies", aug_copies, 0)):
         if value < low:
             raise ConfigError(f"{name} {value}: must be >= {low}")
+    if cv_from is not None and (test_actors or not final or kind == "rf"):
+        raise ConfigError("--cv-from trains only the shipped model: it does not go with"
+                          " --test-actors, --no-final or --model rf")
     spec = FeatureSpec(window_seconds=window_seconds, utterance_mean=utterance_mean)
     utterances = []
     sources = []
@@ -256,7 +265,7 @@ def _main(*, data, corpora, kind, out, folds, repeats, final, test_actors, val_s
 
     plan = RunPlan(
         out=out, spec=spec, data=tuple(sources), folds=folds, repeats=repeats,
-        test_speakers=test, final=final,
+        test_speakers=test, final=final, cv_from=cv_from,
         val_speakers=val_speakers,
         train=TrainConfig(kind=kind, epochs=epochs, batch_size=batch_size, loss=loss,
                           seed=seed, cmn=cmn, learning_rate=learning_rate, mixup=mixup,

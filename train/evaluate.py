@@ -70,6 +70,16 @@ def summarize_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _cv_from_lines(report: dict[str, Any]) -> list[str]:
+    cv = report.get("cv_from")
+    if not cv:
+        return []
+    diffs = "; ".join(f"`{k}` {v['cv_run']} there, {v['this_run']} here"
+                      for k, v in cv["differences"].items()) or "none"
+    return [f"Cross-validation taken from `{cv['run']}` (`{cv['command']}`); this run trained"
+            f" only the shipped model. Differences of the recipe: {diffs}.", ""]
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     """``report.md``: the summary table, per-fold figures, per-class figures."""
     s = report["summary"]
@@ -83,6 +93,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         f" {report['n_clips']} clips, {len(report['speakers'])} speakers, "
         f"{len(labels)} classes.",
         "",
+        *_cv_from_lines(report),
         "| model | folds | accuracy | macro-F1 | interim accuracy | clips tested |",
         "|---|---|---|---|---|---|",
         f"| {report['model']['kind']} | {s['folds']} | {s['accuracy_mean']:.3f} ±"

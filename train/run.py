@@ -21,6 +21,7 @@ import contextlib
 import importlib.metadata
 import json
 import platform
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -92,6 +93,9 @@ class RunPlan:
     cache_dir: Path | None = None
     use_cache: bool = True
     final: bool = True
+    cv_from: Path | None = None
+    """A run of this recipe on the same data whose cross-validation (fold reports and fold
+    models) this run takes over: only the shipped model is trained (see :func:`reused_cv`)."""
     command: str = ""
 
 
@@ -226,6 +230,55 @@ def corpus_scores(model, corpus: EvalCorpus, spec: FeatureSpec, labels: list[str
 # --------------------------------------------------------------------------------------
 
 
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+_PER_FOLD = {"train_speakers", "val_speakers", "test_speakers", "augmented_speakers", "seed"}
+
+
+def reused_cv(plan: RunPlan, labels: list[str], speakers: list[str]) -> dict[str, Any]:
+    """The cross-validation of ``plan.cv_from`` for this run, checked: the same model kind,
+    labels, corpora and speakers; every other difference of the recipe (front end, training
+    options; compared on its fold 1) is returned under ``differences``, never hidden."""
+    src = Path(plan.cv_from)
+    try:
+        report = json.loads((src / "report.json").read_text())
+        fold_config = json.loads((src / "folds" / "fold-1" / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"--cv-from {src}: not a ser-train run with folds ({e})") from None
+    if report.get("summary") is None or not report.get("folds"):
+        raise ConfigError(f"--cv-from {src}: the run has no cross-validation")
+    paths = [d["path"] for d in plan.data], [d["path"] for d in plan.extra_data]
+    theirs = [d["path"] for d in report["data"]], [d["path"] for d in report["extra_data"]]
+    for what, mine, other in (("model", plan.train.kind, report["model"]["kind"]),
+                              ("labels", labels, report["labels"]),
+                              ("--data", paths[0], theirs[0]),
+                              ("--extra-data", paths[1], theirs[1]),
+                              ("speakers", speakers, report["speakers"])):
+        if mine != other:
+            raise ConfigError(f"--cv-from {src}: its {what} differ ({other} there, {mine}"
+                              " here); its folds do not measure this model")
+    recipe = _training_dict(plan, [], [], [], plan.train.epochs, [])
+    mine = {**_flat(plan.spec.to_dict(), "features."),
+            **{f"training.{k}": v for k, v in _flat(recipe).items()
+               if k.split(".")[0] not in _PER_FOLD}}
+    other = {**_flat(fold_config["features"], "features."),
+             **{f"training.{k}": v for k, v in _flat(fold_config["training"]).items()
+                if k.split(".")[0] not in _PER_FOLD}}
+    differences = {k: {"cv_run": other.get(k), "this_run": mine.get(k)}
+                   for k in sorted(set(mine) | set(other)) if mine.get(k) != other.get(k)}
+    return {"run": str(src.resolve()), "command": report.get("command"),
+            "versions": report.get("versions"), "differences": differences,
+            "report": report}
+
+
 def _load(plan: RunPlan, utts: list[Utterance], variant: Variant, desc: str
           ) -> list[Recording]:
     loaded = load_recordings(utts, plan.spec, variant=variant, cache_dir=plan.cache_dir,
@@ -291,7 +344,14 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
          f" ({loaded.computed} computed, {len(utts) - loaded.computed} cached;"
          f" {no_segment} without an utterance found)")
 
-    if plan.test_speakers is not None:
+    cv = reused_cv(plan, labels, speakers) if plan.cv_from is not None else None
+    if cv is not None:
+        shown = ", ".join(f"{k} {v['cv_run']} there, {v['this_run']} here"
+                          for k, v in cv["differences"].items()) or "none"
+        _log(f"cross-validation taken from {cv['run']} (differences of the recipe: {shown});"
+             " training only the shipped model")
+        test_folds: list = []
+    elif plan.test_speakers is not None:
         unknown = sorted(set(plan.test_speakers) - set(speakers))
         if unknown:
             raise ConfigError(f"--test-actors: no clips for {', '.join(unknown)}"
@@ -386,10 +446,16 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
             **evaluation, "history": result.history,
         })
 
-    summary = summarize_folds(fold_reports)
-    pooled = scores(np.concatenate(y_true_all),
-                    np.where(np.concatenate(y_pred_all) < 0, len(labels),
-                             np.concatenate(y_pred_all)), labels)
+    if cv is not None:
+        fold_reports = cv["report"]["folds"]
+        summary, pooled = cv["report"]["summary"], cv["report"]["pooled"]
+        shutil.copytree(Path(cv["run"]) / "folds", plan.out / "folds", dirs_exist_ok=True)
+    else:
+        summary = summarize_folds(fold_reports)
+        pooled = scores(np.concatenate(y_true_all),
+                        np.where(np.concatenate(y_pred_all) < 0, len(labels),
+                                 np.concatenate(y_pred_all)), labels)
+    cv_info = None if cv is None else {k: v for k, v in cv.items() if k != "report"}
     final_info = None
     if plan.test_speakers is None and plan.final:
         best_epochs = [f["best_epoch"] for f in fold_reports]
@@ -405,7 +471,9 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
         training["fold_best_epochs"] = best_epochs
         corpora = {c.name: corpus_scores(result.model, c, spec, labels) for c in others}
         save_model(plan.out, result, plan, labels, normalizer, training,
-                   {**summary, "method": f"{summary['folds']}-fold by speaker",
+                   {**summary, "method": f"{summary['folds']}-fold by speaker"
+                    + (f" (the folds of {cv_info['run']})" if cv_info else ""),
+                    **({"cv_from": cv_info} if cv_info else {}),
                     "corpora": {n: v["accuracy"] for n, v in corpora.items()}})
         final_info = {"train_speakers": everyone, "epochs": epochs,
                       "fold_best_epochs": best_epochs, "seconds": round(result.seconds, 1),
@@ -419,7 +487,7 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
         "speakers": speakers,
         "skipped_files": [{"path": str(u.path), "reason": m} for u, m in loaded.failed],
         "summary": summary, "pooled": pooled,
-        "folds": fold_reports, "final": final_info,
+        "folds": fold_reports, "final": final_info, "cv_from": cv_info,
         "seconds": round(time.perf_counter() - started, 1), "versions": versions(),
     }
     write_json(plan.out / "report.json", report)
