@@ -265,15 +265,18 @@ def reused_cv(plan: RunPlan, labels: list[str], speakers: list[str]) -> dict[str
         if mine != other:
             raise ConfigError(f"--cv-from {src}: its {what} differ ({other} there, {mine}"
                               " here); its folds do not measure this model")
-    recipe = _training_dict(plan, [], [], [], plan.train.epochs, [])
-    mine = {**_flat(plan.spec.to_dict(), "features."),
+    recipe = json.loads(json.dumps(_training_dict(plan, [], [], [], plan.train.epochs, [])))
+    mine = {**_flat(json.loads(json.dumps(plan.spec.to_dict())), "features."),
             **{f"training.{k}": v for k, v in _flat(recipe).items()
                if k.split(".")[0] not in _PER_FOLD}}
     other = {**_flat(fold_config["features"], "features."),
              **{f"training.{k}": v for k, v in _flat(fold_config["training"]).items()
                 if k.split(".")[0] not in _PER_FOLD}}
+    # A setting one side does not record (older code) matches the other's "off" value.
     differences = {k: {"cv_run": other.get(k), "this_run": mine.get(k)}
-                   for k in sorted(set(mine) | set(other)) if mine.get(k) != other.get(k)}
+                   for k in sorted(set(mine) | set(other)) if mine.get(k) != other.get(k)
+                   and not (None in (mine.get(k), other.get(k))
+                            and not (mine.get(k) or other.get(k)))}
     return {"run": str(src.resolve()), "command": report.get("command"),
             "versions": report.get("versions"), "differences": differences,
             "report": report}
