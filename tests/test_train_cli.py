@@ -50,6 +50,8 @@ def tiny(ravdess_dir, tmp_path_factory):
         "held": ser_train(*common, "--test-actors", "4", "--seed", "7", "--conditions", "",
                           "--extra-data", str(song), "--out", str(root / "held")),
     }
+    runs["cv"] = ser_train(*common, "--cv-from", str(root / "folds"), "--learning-rate",
+                           "0.001", "--conditions", "", "--out", str(root / "cv"))
     for name, r in runs.items():
         assert r.returncode == 0, f"{name}: {r.stderr[-3000:]}"
     return {"root": root, "data": data, "cache": cache, "runs": runs}
@@ -168,6 +170,27 @@ def test_second_run_reuses_the_cache_and_is_deterministic(tiny):
                for f in b["folds"]]
     assert strip == strip_b
     assert a["pooled"]["confusion"] == b["pooled"]["confusion"]
+
+
+def test_cv_from_trains_only_the_shipped_model_and_lists_the_differences(tiny, tmp_path):
+    root = tiny["root"]
+    cv = json.loads((root / "cv" / "report.json").read_text())
+    source = json.loads((root / "folds" / "report.json").read_text())
+    assert "fold 1/" not in tiny["runs"]["cv"].stderr  # no fold trained again
+    assert cv["summary"] == source["summary"] and cv["folds"] == source["folds"]
+    assert cv["cv_from"]["run"] == str((root / "folds").resolve())
+    assert cv["cv_from"]["differences"] == {
+        "training.learning_rate": {"cv_run": 0.002, "this_run": 0.001}}
+    assert cv["final"]["train_speakers"] == source["speakers"]
+    assert (root / "cv" / "folds" / "fold-2" / "model.keras").is_file()  # for ser-export
+    assert config(root / "cv")["accuracy"]["cv_from"]["differences"] == \
+        cv["cv_from"]["differences"]
+    assert "Cross-validation taken from" in (root / "cv" / "report.md").read_text()
+    other = ser_train("--data", str(tiny["data"]), "--model", "cnn-lstm", "--epochs", "1",
+                      "--cache-dir", str(tiny["cache"]), "--cv-from", str(root / "folds"),
+                      "--out", str(tmp_path / "lstm"))
+    assert other.returncode == 2 and "Traceback" not in other.stderr
+    assert "its model differ" in other.stderr
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path):
