@@ -47,7 +47,7 @@ BENCH_ARGS ?=
 bench: venv
 	$(BIN)/ser-bench --data $(SER_DATA) --out reports $(BENCH_ARGS)
 
-# Re-train and re-export the shipped bundles in edge/models/ (about 1.5 h on 2 cores).
+# Re-train and re-export the shipped bundles in edge/models/ (about 2.5 h on 2 cores).
 models: venv
 	SER_DATA=$(SER_DATA) bash tools/make_models.sh
 

@@ -7,6 +7,7 @@ installed. Every failure is an :class:`~edge.errors.AudioError` naming the file 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -238,23 +239,36 @@ class WavWriter:
         self._since_header = 0
         self._header()
 
+    def _failed(self, e: OSError) -> AudioError:
+        return AudioError(f"{self.path}: cannot write the recording"
+                          f" ({e.strerror or type(e).__name__})")
+
     def _header(self) -> None:
         data = self.frames * 4
         fmt = struct.pack("<HHIIHH", _FLOAT, 1, self.rate, self.rate * 4, 4, 32)
-        self._file.seek(0)
-        self._file.write(b"RIFF" + struct.pack("<I", 36 + data) + b"WAVEfmt "
-                         + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", data))
-        self._file.seek(0, os.SEEK_END)
-        self._file.flush()
+        try:
+            self._file.seek(0)
+            self._file.write(b"RIFF" + struct.pack("<I", 36 + data) + b"WAVEfmt "
+                             + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", data))
+            self._file.seek(0, os.SEEK_END)
+            self._file.flush()
+        except OSError as e:
+            raise self._failed(e) from None
         self._since_header = 0
 
     def write(self, block: np.ndarray) -> bool:
-        """Append mono float samples; False once the file is full (the block is dropped)."""
+        """Append mono float samples; False once the file is full (the block is dropped).
+        A failed write (disk full) is an :class:`AudioError`."""
+        if self.full:
+            return False
         x = np.asarray(block, dtype="<f4").ravel()
         room = (self.LIMIT_BYTES - self.frames * 4) // 4
         if x.size > room:
             x, self.full = x[:room], True
-        self._file.write(x.tobytes())
+        try:
+            self._file.write(x.tobytes())
+        except OSError as e:
+            raise self._failed(e) from None
         self.frames += x.size
         self._since_header += x.size
         if self._since_header >= self.rate or self.full:
@@ -262,9 +276,13 @@ class WavWriter:
         return not self.full
 
     def close(self) -> None:
+        """Bring the header up to date and close (a second failure is not raised again)."""
         if not self._file.closed:
-            self._header()
-            self._file.close()
+            try:
+                self._header()
+            finally:
+                with contextlib.suppress(OSError):
+                    self._file.close()
 
 
 def _open_soundfile(path: Path):

@@ -3,8 +3,10 @@
 Commands: ``listen`` (microphone, file replay or raw PCM on stdin), ``predict`` (files),
 ``devices`` (input devices and their rates), ``info`` (a model bundle's metadata).
 
-Exit codes: 0 ok, 1 failure, 2 bad input (a file, a model, a device, an option), 130 Ctrl-C.
-With ``--json`` only JSON Lines go to stdout; every diagnostic goes to stderr.
+Exit codes: 0 ok (and listen stopped by SIGTERM), 1 failure (listen: the microphone went
+away), 2 bad input (a file, a model, a device, an option), 130 Ctrl-C, 141 stdout closed (a
+pipe's reader gone). With ``--json`` only JSON Lines go to stdout; every diagnostic goes to
+stderr.
 
 Importing this module is cheap (click only): numpy, the interpreter and sounddevice are
 imported inside the commands that need them.
@@ -88,7 +90,8 @@ def cli() -> None:
       edge-ser devices                     input devices and the rates they take
       edge-ser info cnn-lstm               what a model bundle contains
 
-    Exit status: 0 ok, 1 failure, 2 bad input (file, model, device, option), 130 Ctrl-C.
+    Exit status: 0 ok (listen: also stopped by SIGTERM), 1 failure (listen: the microphone
+    went away), 2 bad input (file, model, device, option), 130 Ctrl-C, 141 stdout closed.
     """
 
 
@@ -179,8 +182,9 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
     the finals. "t" is when the result was decided, "start"/"end" the utterance's span,
     all in seconds of audio since the start. At the end (file done, stdin closed,
     --duration reached, or Ctrl-C) a one-line summary goes to stderr and, with --json, a
-    last {"summary": {...}} object to stdout. Exit status 0 at the end of a file or stdin,
-    130 after Ctrl-C; overruns (audio dropped because processing fell behind) are counted
+    last {"summary": {...}} object to stdout. Exit status 0 at the end of a file or stdin
+    and after SIGTERM (systemd's stop), 130 after Ctrl-C, 1 when the microphone goes away,
+    141 when stdout is closed; overruns (audio dropped because processing fell behind) are counted
     in the summary, never fatal.
 
     MQTT (--mqtt URL; pip install 'edge-ser[mqtt]'): each final result goes, as the JSON line
@@ -234,8 +238,16 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
             from edge.audio import WavWriter
 
             recorder = WavWriter(record, source.info.sample_rate)
-        _listen(bundle, source, recorder, as_json=as_json, hop=hop, threshold=threshold,
-                threads=threads, duration=duration, mqtt_config=mqtt_config)
+        try:
+            _listen(bundle, source, recorder, as_json=as_json, hop=hop, threshold=threshold,
+                    threads=threads, duration=duration, mqtt_config=mqtt_config)
+        except BaseException:
+            if recorder is not None and recorder.frames == 0:  # it never started: no file
+                with contextlib.suppress(Exception):
+                    recorder.close()
+                with contextlib.suppress(OSError):
+                    recorder.path.unlink()
+            raise
 
 
 def _listen(bundle, source, recorder, *, as_json: bool, hop: float | None, threshold: float,
@@ -264,12 +276,15 @@ def _listen(bundle, source, recorder, *, as_json: bool, hop: float | None, thres
             view.show(r)
             sink.publish(r)
 
+    full_said = False
+
     def record(block) -> None:  # what the recogniser processed: NaN/inf as zeros
+        nonlocal full_said
         block = np.where(np.isfinite(block), block, np.float32(0.0))
-        if recorder is not None and not recorder.write(block) and recorder.full:
+        if recorder is not None and not recorder.write(block) and not full_said:
             _warn(f"--record {recorder.path}: a WAV holds at most 4 GiB; recording stopped,"
                   " listening goes on")
-            recorder.full = None  # said once
+            full_said = True
 
     listener = Listener(recognizer, source, on_result=on_result, started=_IMPORTED_AT,
                         max_seconds=duration, record=None if recorder is None else record)

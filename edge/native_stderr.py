@@ -27,11 +27,14 @@ NATIVE_NOISE = re.compile(rb"^(Expression '.*' failed in '.*'|ALSA lib |"
 def quiet_native_stderr() -> Iterator[None]:
     """Inside the block, lines the C sound libraries write to fd 2 are dropped; everything
     else reaches stderr as before, in order."""
+    saved = None
     try:
         sys.stderr.flush()
         saved = os.dup(2)  # the real stderr; closed only by the pump, which owns it
         read_end, write_end = os.pipe()
     except (OSError, ValueError):  # no fd 2 (a daemon without stderr): nothing to filter
+        if saved is not None:
+            os.close(saved)
         yield
         return
     os.dup2(write_end, 2, inheritable=False)  # children never hold the pipe open
@@ -39,6 +42,16 @@ def quiet_native_stderr() -> Iterator[None]:
 
     def pump() -> None:
         with os.fdopen(read_end, "rb", buffering=0) as pipe, os.fdopen(saved, "wb", 0) as out:
+            broken = False  # the real stderr gone (EPIPE, EIO): keep draining, drop all
+
+            def emit(data: bytes) -> None:
+                nonlocal broken
+                if not broken:
+                    try:
+                        out.write(data)
+                    except OSError:
+                        broken = True
+
             pending = b""
             while True:
                 chunk = pipe.read(4096)
@@ -48,9 +61,9 @@ def quiet_native_stderr() -> Iterator[None]:
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
                     if not NATIVE_NOISE.match(line):
-                        out.write(line + b"\n")
+                        emit(line + b"\n")
             if pending and not NATIVE_NOISE.match(pending):
-                out.write(pending)
+                emit(pending)
 
     restore = os.dup(saved)
     thread = threading.Thread(target=pump, name="edge-ser stderr", daemon=True)

@@ -71,7 +71,7 @@ def predict_file(path: str | os.PathLike, classifier: Classifier, *,
     with AudioStream(path, block_frames=1) as stream:
         stream.block_frames = max(1, int(BLOCK_SECONDS * stream.sample_rate))
         rec = Recognizer(classifier.bundle, input_rate=stream.sample_rate,
-                         threshold=threshold, classifier=classifier)
+                         threshold=threshold, classifier=classifier, interims=False)
         results: list[Result] = []
         samples = 0
         for block in stream:

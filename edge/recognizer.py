@@ -145,13 +145,17 @@ class Recognizer:
         Interpreter threads.
     classifier : Classifier or None
         Share one already built from ``bundle`` (e.g. across files) instead of building one.
+    interims : bool
+        False: no interim results (the model runs only for finals and the finals are the
+        same); what a caller that keeps only finals, like ``predict``, wants.
     """
 
     def __init__(self, bundle: Bundle, *, input_rate: int | None = None,
                  hop_seconds: float | None = None, threshold: float = 0.5,
                  endpoint: EndpointConfig | None = None, threads: int = 1,
-                 classifier: Classifier | None = None) -> None:
+                 classifier: Classifier | None = None, interims: bool = True) -> None:
         self.bundle = bundle
+        self.interims = interims
         self.classifier = classifier or Classifier(bundle, threads=threads)
         self.spec = bundle.metadata.features
         self.labels = bundle.metadata.labels
@@ -250,7 +254,9 @@ class Recognizer:
                     results.append(self._final(event))
             start += take
             if self._frames % self.hop_frames == 0:
-                results.append(self._hop())
+                hop = self._hop()
+                if hop is not None:
+                    results.append(hop)
         return results
 
     def _store(self, mel: np.ndarray, levels: np.ndarray) -> None:
@@ -266,13 +272,15 @@ class Recognizer:
         idx = np.arange(start, end) % self._capacity
         return self._mel[idx], self._levels[idx]
 
-    def _hop(self) -> Result:
+    def _hop(self) -> Result | None:
         self.stats.hops += 1
         active = self._endpointer.active
         if active is None:
             self.stats.no_speech_hops += 1
             return Result("no_speech", self._seconds_at(self._frames), None, None, None, None,
                           None, {}, False, None, 0.0, self._endpointer.noise_floor_db)
+        if not self.interims:
+            return None
         self.stats.interims += 1
         scores = self.classifier.classify_utterance(*self._frames_of(active))
         return self._result("interim", self._seconds_at(self._frames), self._utterances,

@@ -49,9 +49,12 @@ for kind in cnn cnn-lstm; do
             --input-clip "$(input_clip "$kind")"
     done
 done
-# The microphone test plays voices its model never heard: fold 1's model of the default
-# family, whose test speakers are RAVDESS actors 01-04 (see its metadata).
-"$BIN/ser-export" "$RUNS/cnn-lstm/folds/fold-1" --int8 --out "$TEST_MODELS/fold1-cnn-lstm-int8.tflite" \
-    --input-clip "$(input_clip cnn-lstm)"
+# The microphone and benchmark tests play voices their model never heard: fold 1's model of
+# the default family, whose test speakers are RAVDESS actors 01-04 (see its metadata).
+for q in int8 float32; do
+    flag=--int8; [ "$q" = float32 ] && flag=--float
+    "$BIN/ser-export" "$RUNS/cnn-lstm/folds/fold-1" "$flag" \
+        --out "$TEST_MODELS/fold1-cnn-lstm-$q.tflite" --input-clip "$(input_clip cnn-lstm)"
+done
 echo "$DEFAULT_MODEL" > "$MODELS/DEFAULT"
 echo "shipped: $(cd "$MODELS" && ls *.tflite | tr '\n' ' ')(default $DEFAULT_MODEL)" >&2

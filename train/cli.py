@@ -83,8 +83,8 @@ def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
 @click.option("--loss", type=click.Choice(["ce", "focal"]), default="ce", show_default=True,
               help="Cross-entropy, or focal loss alpha*(1-pt)**gamma*CE.")
 @click.option("--augment/--no-augment", default=True, show_default=True,
-              help="Waveform copies (gain, noise, shift, speed, pitch) and SpecAugment, on"
-                   " training speakers only.")
+              help="Waveform copies (speed, pitch, reverberation, band limits, noise, gain),"
+                   " moved and cut-short windows, and SpecAugment, on training speakers only.")
 @click.option("--aug-copies", type=int, default=4, show_default=True,
               help="Augmented waveform copies per training clip (cached; one per epoch, in"
                    " rotation): speed, pitch, reverberation, band limits, noise, gain.")
@@ -98,7 +98,7 @@ def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
 @click.option("--conditions", default=",".join(("quiet", "reverb", "noise", "combined")),
               show_default=True,
               help="Room conditions the held-out speakers are also scored under"
-                   " (comma-separated; empty for none).")
+                   " (comma-separated; 'none' or empty for none).")
 @click.option("--teacher", "teachers", multiple=True, type=click.Path(path_type=Path),
               metavar="RUN_DIR",
               help="Distil from this run's models (repeatable: their average teaches), fold by"
@@ -213,7 +213,8 @@ def _main(*, data, corpora, kind, out, folds, repeats, final, cv_from, test_acto
         sources.append({"corpus": corpus.name, "path": str(Path(root).resolve())})
     from train.augment import CONDITIONS
 
-    chosen = tuple(c.strip() for c in conditions.split(",") if c.strip())
+    chosen = () if conditions.strip().lower() == "none" else \
+        tuple(c.strip() for c in conditions.split(",") if c.strip())
     unknown = sorted(set(chosen) - set(CONDITIONS))
     if unknown:
         raise ConfigError(f"--conditions: unknown {', '.join(unknown)}"
@@ -261,8 +262,10 @@ def _main(*, data, corpora, kind, out, folds, repeats, final, cv_from, test_acto
                             use_cache=not no_cache, command=command)
     from train.augment import WaveAugment
     from train.fit import TrainConfig
+    from train.models import check_options
     from train.run import RunPlan, run
 
+    check_options(kind, _parse_options(model_options))
     plan = RunPlan(
         out=out, spec=spec, data=tuple(sources), folds=folds, repeats=repeats,
         test_speakers=test, final=final, cv_from=cv_from,

@@ -294,7 +294,7 @@ def speaker_folds(speakers: Sequence[str], k: int, *, repeat: int = 0,
     if repeat:
         rng = np.random.default_rng(repeat)
         genders = genders or {}
-        groups = [[s for s in ordered if genders.get(s) == g]
+        groups = [[s for s in ordered if (genders.get(s) or "") == g]
                   for g in sorted({genders.get(s) or "" for s in ordered})]
         groups = [[g[i] for i in rng.permutation(len(g))] for g in groups if g]
         ordered = [s for row in itertools.zip_longest(*groups) for s in row if s is not None]

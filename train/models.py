@@ -114,6 +114,22 @@ def build_core(kind: str, input_shape: tuple[int, int, int], n_classes: int, *,
     raise ConfigError(f"model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")
 
 
+def check_options(kind: str, options: dict) -> None:
+    """Refuse ``--model-option`` keys the builder of ``kind`` does not take (before any
+    feature is computed)."""
+    import inspect
+
+    builder = {"cnn": build_cnn, "cnn-lstm": build_cnn_lstm}.get(kind)
+    if builder is None:
+        return
+    taken = [name for name, p in inspect.signature(builder).parameters.items()
+             if p.kind == p.KEYWORD_ONLY and name != "cmn"]
+    unknown = sorted(set(options) - set(taken))
+    if unknown:
+        raise ConfigError(f"--model-option {', '.join(unknown)}: not an option of {kind}"
+                          f" (options: {', '.join(taken)})")
+
+
 def with_normalization(core: keras.Model, normalizer: Normalizer) -> keras.Model:
     """``features -> normalize -> core``; ``normalize`` holds the normaliser's mean/variance."""
     shape = tuple(core.input_shape[1:])

@@ -240,7 +240,10 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-_PER_FOLD = {"train_speakers", "val_speakers", "test_speakers", "augmented_speakers", "seed"}
+_PER_FOLD = {"train_speakers", "val_speakers", "test_speakers", "augmented_speakers", "seed",
+             "epochs"}
+"""Training settings that differ between folds by design (``epochs`` is the fold's kept
+epoch; the shipped model trains for the median of the folds')."""
 
 
 def reused_cv(plan: RunPlan, labels: list[str], speakers: list[str]) -> dict[str, Any]:
@@ -253,25 +256,38 @@ def reused_cv(plan: RunPlan, labels: list[str], speakers: list[str]) -> dict[str
         fold_config = json.loads((src / "folds" / "fold-1" / "config.json").read_text())
     except (OSError, ValueError) as e:
         raise ConfigError(f"--cv-from {src}: not a ser-train run with folds ({e})") from None
-    if report.get("summary") is None or not report.get("folds"):
+    if plan.out.resolve() == src.resolve():
+        raise ConfigError(f"--cv-from {src}: the same directory as --out (it would be"
+                          " overwritten); write the new run elsewhere")
+    if not isinstance(report, dict) or report.get("summary") is None or not report.get("folds"):
         raise ConfigError(f"--cv-from {src}: the run has no cross-validation")
     paths = [d["path"] for d in plan.data], [d["path"] for d in plan.extra_data]
-    theirs = [d["path"] for d in report["data"]], [d["path"] for d in report["extra_data"]]
-    for what, mine, other in (("model", plan.train.kind, report["model"]["kind"]),
-                              ("labels", labels, report["labels"]),
-                              ("--data", paths[0], theirs[0]),
-                              ("--extra-data", paths[1], theirs[1]),
-                              ("speakers", speakers, report["speakers"])):
-        if mine != other:
-            raise ConfigError(f"--cv-from {src}: its {what} differ ({other} there, {mine}"
-                              " here); its folds do not measure this model")
+    try:
+        theirs = ([d["path"] for d in report["data"]],
+                  [d["path"] for d in report.get("extra_data", [])])
+        kind, their_speakers = report["model"]["kind"], report["speakers"]
+        their_labels = report["labels"]
+        other = {**_flat(fold_config["features"], "features."),
+                 **{f"training.{k}": v for k, v in _flat(fold_config["training"]).items()
+                    if k.split(".")[0] not in _PER_FOLD}}
+    except (KeyError, TypeError) as e:
+        raise ConfigError(f"--cv-from {src}: its report or fold config lacks {e} (a run of an"
+                          " older ser-train?)") from None
+    for what, mine, other_value in (("model", plan.train.kind, kind),
+                                    ("labels", labels, their_labels),
+                                    ("--data", paths[0], theirs[0]),
+                                    ("--extra-data", paths[1], theirs[1]),
+                                    ("speakers", speakers, their_speakers)):
+        if mine != other_value:
+            raise ConfigError(f"--cv-from {src}: its {what} differ ({other_value} there,"
+                              f" {mine} here); its folds do not measure this model")
     recipe = json.loads(json.dumps(_training_dict(plan, [], [], [], plan.train.epochs, [])))
     mine = {**_flat(json.loads(json.dumps(plan.spec.to_dict())), "features."),
             **{f"training.{k}": v for k, v in _flat(recipe).items()
                if k.split(".")[0] not in _PER_FOLD}}
-    other = {**_flat(fold_config["features"], "features."),
-             **{f"training.{k}": v for k, v in _flat(fold_config["training"]).items()
-                if k.split(".")[0] not in _PER_FOLD}}
+    # The code that made it: settings cannot show a change of behaviour.
+    mine["edge_ser"] = __version__
+    other["edge_ser"] = (report.get("versions") or {}).get("edge_ser")
     # A setting one side does not record (older code) matches the other's "off" value.
     differences = {k: {"cv_run": other.get(k), "this_run": mine.get(k)}
                    for k in sorted(set(mine) | set(other)) if mine.get(k) != other.get(k)
