@@ -27,9 +27,33 @@ def require_data() -> Path:
     return path
 
 
+def require_corpus(name: str) -> Path:
+    """A corpus beside RAVDESS in the shared data (``ravdess-song-16k``, ``savee-16k``), or
+    skip (fail under CI) when it is missing."""
+    path = require_data().parent / name
+    if not path.is_dir() or not any(path.rglob("*.*")):
+        message = f"{name} data not found at {path}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 @pytest.fixture(scope="session")
 def ravdess_dir() -> Path:
     return require_data()
+
+
+@pytest.fixture(scope="session")
+def song_dir() -> Path:
+    """RAVDESS song of the same actors (``ravdess-song-16k``)."""
+    return require_corpus("ravdess-song-16k")
+
+
+@pytest.fixture(scope="session")
+def savee_dir() -> Path:
+    """SAVEE (``savee-16k``)."""
+    return require_corpus("savee-16k")
 
 
 @pytest.fixture(scope="session")

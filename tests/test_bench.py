@@ -15,7 +15,6 @@ shipped recipe trains on, is scored beside it as training speakers.
 from __future__ import annotations
 
 import json
-import os
 import struct
 import subprocess
 import sys
@@ -25,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import data_dir
 from conftest_edge import shipped
 
 from benchmarks.accuracy import (
@@ -59,18 +57,6 @@ def png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()[:24]
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", f"{path} is not a PNG"
     return struct.unpack(">II", data[16:24])
-
-
-@pytest.fixture(scope="session")
-def savee_dir(ravdess_dir: Path) -> Path:
-    """SAVEE beside RAVDESS in the shared data (``savee-16k``)."""
-    path = data_dir().parent / "savee-16k"
-    if not path.is_dir():
-        message = f"SAVEE data not found at {path}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 FOLD_MODELS = Path(__file__).resolve().parent / "models"

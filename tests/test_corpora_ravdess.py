@@ -57,18 +57,18 @@ def test_parse_gives_statement_gender_and_reason():
     assert parse_ravdess_name("03-01-06-01-02-01") == "not a RAVDESS name"
 
 
-def test_the_shared_song_and_savee_trees_read_as_they_are(ravdess_dir):
+def test_the_shared_song_and_savee_trees_read_as_they_are(ravdess_dir, song_dir, savee_dir):
     """RAVDESS song (6 emotions, the same actors) and SAVEE (4 speakers, 7 emotions) as
     ../shared/data holds them; an actor's song and speech share the speaker id."""
     from train.corpora import read_corpus
 
-    song = read_corpus(ravdess_dir.parent / "ravdess-song-16k")
+    song = read_corpus(song_dir)
     assert song.name == "ravdess" and len(song.utterances) == 44 * len(song.speakers) >= 704
     assert {u.channel for u in song.utterances} == {"song"}
     assert {u.label for u in song.utterances} == {"neutral", "calm", "happy", "sad", "angry",
                                                   "fearful"}
     assert set(song.speakers) <= set(read_ravdess(ravdess_dir).speakers)
-    savee = read_corpus(ravdess_dir.parent / "savee-16k")
+    savee = read_corpus(savee_dir)
     assert savee.name == "savee" and len(savee.utterances) == 480
     assert savee.speakers == ["savee-DC", "savee-JE", "savee-JK", "savee-KL"]
     assert savee.label_counts()["neutral"] == 120 and "calm" not in savee.label_counts()

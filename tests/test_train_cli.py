@@ -27,7 +27,7 @@ def ser_train(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def tiny(ravdess_dir, tmp_path_factory):
+def tiny(ravdess_dir, song_dir, tmp_path_factory):
     """Four actors (symlinked, never copied), one 2-fold run and its repeat, one held-out
     actor run; all sharing one feature cache."""
     root = tmp_path_factory.mktemp("ser-train")
@@ -37,8 +37,7 @@ def tiny(ravdess_dir, tmp_path_factory):
     song.mkdir()
     for actor in ACTORS:
         (data / actor).symlink_to(Path(ravdess_dir) / actor, target_is_directory=True)
-        (song / actor).symlink_to(Path(ravdess_dir).parent / "ravdess-song-16k" / actor,
-                                  target_is_directory=True)
+        (song / actor).symlink_to(song_dir / actor, target_is_directory=True)
     cache = root / "cache"
     common = ["--data", str(data), "--model", "cnn", "--epochs", "1", "--aug-copies", "1",
               "--val-speakers", "1", "--batch-size", "64", "--cache-dir", str(cache)]
@@ -145,8 +144,12 @@ def test_augmentation_never_touches_held_out_actors(tiny):
     assert "ravdess-04" not in cfg["training"]["augmented_speakers"]
     cache = FeatureCache(tiny["cache"], FeatureSpec().frontend)
     entries = {p.name for p in cache.directory.rglob("*.npy")}
-    assert cfg["training"]["extra_data"] and json.loads(
-        (tiny["root"] / "held" / "report.json").read_text())["n_extra_clips"] == 4 * 44
+    report = json.loads((tiny["root"] / "held" / "report.json").read_text())
+    assert cfg["training"]["extra_data"] and report["n_extra_clips"] == 4 * 44
+    # the song of the test and validation actors stays out: 2 training actors, speech + song
+    (fold,) = report["folds"]
+    assert len(fold["train_speakers"]) == 2 and "ravdess-04" not in fold["train_speakers"]
+    assert fold["sizes"]["train"] == 2 * 60 + 2 * 44
     song = read_ravdess(tiny["root"] / "song").utterances
     for u in [*read_ravdess(tiny["data"]).utterances, *song]:
         digest = file_digest(u.path)
