@@ -388,9 +388,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ser-live-") as tmp:
         directory = Path(args.keep) if args.keep else Path(tmp)
         directory.mkdir(parents=True, exist_ok=True)
-        scored, _ = measure(clips, model, directory, seed=args.seed, merge=merge,
-                            keep=bool(args.keep),
-                            progress=lambda m: print(m, file=sys.stderr, flush=True))
+        try:
+            scored, _ = measure(clips, model, directory, seed=args.seed, merge=merge,
+                                keep=bool(args.keep),
+                                progress=lambda m: print(m, file=sys.stderr, flush=True))
+        except (EdgeSerError, RuntimeError, OSError) as e:  # a clip, listen or predict failing
+            print(f"benchmarks.live: {e}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps(scored))
     else:

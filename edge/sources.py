@@ -377,6 +377,10 @@ class MicSource(Source):
                 )
                 self._stream.start()
         except (sd.PortAudioError, ValueError) as e:
+            if self._stream is not None:  # opened, not started: let the device go
+                with contextlib.suppress(Exception):
+                    self._stream.close()
+                self._stream = None
             raise DeviceError(f"cannot open input device {self.info.name!r} at"
                               f" {self.info.sample_rate} Hz ({e}); {NO_DEVICE_HINT}") from None
 
