@@ -10,6 +10,8 @@ kernels that read int32 biases or float weights in place see aligned data.
 
 from __future__ import annotations
 
+import re
+
 import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
@@ -55,7 +57,28 @@ def _aligned(buffer: schema.BufferT) -> _AlignedBuffer:
     return out
 
 
-def embed_metadata(model_bytes: bytes, name: str, payload: bytes) -> bytes:
+def shorten_tensor_names(model: schema.ModelT) -> None:
+    """Each tensor's name cut to its first fused op, without the Keras model's prefix
+    (``core_1/b4_relu_1/Relu;core_1/b4_bn_1/...`` -> ``b4_relu_1/Relu``), kept unique: the
+    same graph, still readable in a model viewer, and about 1 KB less of the CNN bundle's
+    100 KiB (13 KB of the CNN+LSTM's). Nothing reads tensors by name (inputs and outputs are
+    found by index)."""
+    for graph in model.subgraphs or []:
+        seen: set[bytes] = set()
+        for i, tensor in enumerate(graph.tensors or []):
+            if tensor.name is None:
+                continue
+            raw = tensor.name.decode("utf-8", "replace") if isinstance(
+                tensor.name, bytes) else str(tensor.name)
+            short = re.sub(r"^core(_\d+)?/", "", raw.split(";")[0]).encode()
+            if short in seen:
+                short += f"#{i}".encode()
+            seen.add(short)
+            tensor.name = short
+
+
+def embed_metadata(model_bytes: bytes, name: str, payload: bytes, *,
+                   short_names: bool = False) -> bytes:
     """A copy of ``model_bytes`` whose metadata table maps ``name`` to ``payload``.
 
     Parameters
@@ -66,6 +89,8 @@ def embed_metadata(model_bytes: bytes, name: str, payload: bytes) -> bytes:
         Metadata entry name; an existing entry of that name is replaced.
     payload : bytes
         Stored verbatim in a new buffer.
+    short_names : bool
+        Also shorten the tensor names (:func:`shorten_tensor_names`).
 
     Returns
     -------
@@ -89,6 +114,8 @@ def embed_metadata(model_bytes: bytes, name: str, payload: bytes) -> bytes:
         entry.buffer = len(buffers) - 1
         metadata.append(entry)
     model.buffers, model.metadata = buffers, metadata
+    if short_names:
+        shorten_tensor_names(model)
     builder = flatbuffers.Builder(len(model_bytes) + len(payload) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
     return bytes(builder.Output())
@@ -111,7 +138,8 @@ def write_bundle_metadata(model_bytes: bytes, metadata: BundleMetadata) -> bytes
     payload = metadata.to_json()
     if PLACEHOLDER.encode() not in payload:
         raise ExportError("edge-ser metadata without a checksum placeholder")
-    bundle = stamp_bundle(embed_metadata(model_bytes, METADATA_NAME, payload))
+    bundle = stamp_bundle(embed_metadata(model_bytes, METADATA_NAME, payload,
+                                         short_names=True))
     stored = read_tflite_metadata(bundle).get(METADATA_NAME)
     back = parse_metadata(bundle)  # checksum, structure, content: as the device reads it
     if stored != payload.replace(PLACEHOLDER.encode(), back.sha256.encode()):

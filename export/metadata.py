@@ -3,32 +3,16 @@
 Kept compact — it is inside the model file, and the CNN bundle's budget is 100 KB: the
 training record is reduced to what a person or the runtime needs (corpora, speakers, seed,
 epochs, calibration), and the normalisation is written with the shortest decimals that give
-back the same float32 values.
+back the same float32 values (:meth:`edge.features.Normalizer.to_dict`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from edge import __version__
 from edge.bundle import BundleMetadata
-from edge.features import Normalizer
 from export.run import RunConfig
-
-
-def _shortest(values: np.ndarray) -> list:
-    """Nested lists of floats whose decimal form is the shortest that round-trips float32."""
-    return [[float(str(np.float32(v))) for v in row] for row in np.asarray(values, np.float32)]
-
-
-class CompactNormalizer(Normalizer):
-    """A :class:`Normalizer` whose JSON uses the shortest float32 decimals (lossless: reading
-    it back gives bit-identical mean and std)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"mean": _shortest(self.mean), "std": _shortest(self.std)}
 
 
 def rounded(value: Any, digits: int = 4) -> Any:
@@ -42,11 +26,26 @@ def rounded(value: Any, digits: int = 4) -> Any:
     return value
 
 
+def _compact_accuracy(accuracy: dict[str, Any]) -> dict[str, Any]:
+    """The run's accuracy record as a bundle carries it: a cross-validation taken from
+    another run (``ser-train --cv-from``) keeps only its differences of the recipe (the run
+    directory has its path, command and versions); empty groups are left out."""
+    out = {k: v for k, v in accuracy.items() if v != {}}
+    cv = out.get("cv_from")
+    if isinstance(cv, dict):
+        out["cv_from"] = {"differences": cv.get("differences", {})}
+        if isinstance(out.get("method"), str):
+            out["method"] = out["method"].split(" (the folds of ")[0] + " (an earlier run's)"
+    return out
+
+
 def training_record(run: RunConfig, calibration: dict[str, Any] | None) -> dict[str, Any]:
     """Corpora, speakers and recipe of the training run (and the int8 calibration set);
     empty speaker lists are left out."""
     record: dict[str, Any] = {
         "corpora": [str(s.get("corpus", "?")) for s in run.training.get("data") or []],
+        **({"extra_corpora": [str(s.get("corpus", "?")) for s in run.training["extra_data"]]}
+           if run.training.get("extra_data") else {}),
         **{f"{side}_speakers": run.speakers(side) for side in ("train", "val", "test")
            if run.speakers(side)},
         **{k: run.training[k] for k in ("seed", "epochs", "aug_copies", "loss")
@@ -69,13 +68,12 @@ def bundle_metadata(run: RunConfig, quantization: str, *, calibration: dict[str,
     calibration : the int8 calibration set's description (None for float32)
     held_out : this export's own held-out verification summary, or None
     """
-    accuracy: dict[str, Any] = {"training": rounded(run.accuracy)}
+    accuracy: dict[str, Any] = {"training": rounded(_compact_accuracy(run.accuracy))}
     if held_out is not None:
         accuracy["export"] = held_out
     model = {k: run.model[k] for k in ("kind", "parameters", "multiply_adds") if k in run.model}
     model["quantization"] = quantization
-    normalizer = CompactNormalizer(run.normalizer.mean, run.normalizer.std)
-    return BundleMetadata(labels=run.labels, features=run.spec, normalizer=normalizer,
+    return BundleMetadata(labels=run.labels, features=run.spec, normalizer=run.normalizer,
                           hop_seconds=run.hop_seconds, model=model,
                           training=training_record(run, calibration), accuracy=accuracy,
                           edge_ser_version=__version__)

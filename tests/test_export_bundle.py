@@ -87,6 +87,23 @@ def test_embedding_changes_nothing_the_interpreter_computes(converted):
         np.testing.assert_array_equal(outputs(bundle, x), outputs(converted[q], x))
 
 
+def test_tensor_names_are_shortened_readable_and_unique(converted):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from export.embed import write_bundle_metadata
+
+    for q in ("int8", "float32"):
+        before = [d["name"] for d in Interpreter(model_content=converted[q])
+                  .get_tensor_details()]
+        after = [d["name"] for d in Interpreter(model_content=write_bundle_metadata(
+            converted[q], metadata())).get_tensor_details()]
+        assert len(after) == len(before) and len(set(after)) == len(after)
+        assert any(";" in n or n.startswith("core") for n in before)
+        assert not any(";" in n or n.startswith("core") for n in after)
+        assert all(n.split("#")[0] in b for n, b in zip(after, before))
+        assert sum(map(len, after)) < sum(map(len, before))
+
+
 def test_rewriting_metadata_replaces_it_without_growing(converted):
     from export.embed import embed_metadata
 
@@ -110,17 +127,17 @@ def test_buffers_stay_16_byte_aligned(converted):
     assert offsets and all(o % BUFFER_ALIGNMENT == 0 for o in offsets)
 
 
-def test_compact_normalizer_json_is_lossless():
-    from export.metadata import CompactNormalizer
-
+def test_normalizer_json_is_compact_and_lossless():
     rng = np.random.default_rng(3)
     mean = (rng.standard_normal((40, 2)) * [300, 0.01]).astype(np.float32)
     std = rng.uniform(1e-3, 80, (40, 2)).astype(np.float32)
-    text = json.dumps(CompactNormalizer(mean, std).to_dict())
+    text = json.dumps(Normalizer(mean, std).to_dict())
     back = Normalizer.from_dict(json.loads(text))
     np.testing.assert_array_equal(back.mean, mean)
     np.testing.assert_array_equal(back.std, std)
-    assert len(text) < 0.75 * len(json.dumps(Normalizer(mean, std).to_dict()))
+    float64_reprs = json.dumps({"mean": mean.astype(float).tolist(),
+                                "std": std.astype(float).tolist()})
+    assert len(text) < 0.75 * len(float64_reprs)
 
 
 # ------------------------------------------------------------------------------------------
