@@ -110,8 +110,12 @@ def _same_outputs(old: bytes, new: bytes, source: str) -> None:
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         raise ModelError(f"{source}: the TFLite interpreter cannot run it ({last[:300]})")
-    digests = json.loads(done.stdout.strip().splitlines()[-1])
-    if digests[paths[0]] != digests[paths[1]]:
+    try:
+        digests = json.loads(done.stdout.strip().splitlines()[-1])
+        same = digests[paths[0]] == digests[paths[1]]
+    except (IndexError, ValueError, KeyError, TypeError):
+        raise ModelError(f"{source}: the interpreter check printed no result") from None
+    if not same:
         raise ModelError(f"{source}: the re-packed model computes something else; not"
                          " written (a bug: please report it)")
 
@@ -162,8 +166,11 @@ def rehash(old: str | os.PathLike, out: str | os.PathLike, *,
                "old_size_bytes": len(data), "size_bytes": len(new), "reference": where,
                "inputs_compared": INPUTS_COMPARED}
     report = export_report(old)
-    if report.is_file():
-        record = json.loads(report.read_text())
+    try:
+        record = json.loads(report.read_text()) if report.is_file() else None
+    except (OSError, ValueError):
+        record = None  # the reference check read it already; an unreadable copy is not copied
+    if isinstance(record, dict):
         record.update(bundle=out.name, size_bytes=len(new), sha256=summary["sha256"])
         if isinstance(record.get("sizes_bytes"), dict) and record.get("quantization"):
             record["sizes_bytes"][record["quantization"]] = len(new)
