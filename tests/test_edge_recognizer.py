@@ -213,32 +213,42 @@ def test_predict_refuses_unusable_files(classifier, tmp_path):
 
 
 def test_gain_sweep_leaves_predictions_unchanged(ravdess_dir, classifier):
-    """Level invariance, -30 to +6 dB, on real clips through the whole device path (16-bit
-    audio: what a file holds). Tolerance: the same label on at least 7 of 8 clips at every
-    gain, probabilities within 0.15 at -12..+6 dB (at -30 dB the clip's soft edges sink under
-    the endpointer's absolute floor and 16-bit rounding: boundaries move a few frames)."""
+    """Level invariance, -30 to +6 dB, on 48 real clips (every actor, every emotion) through
+    the whole device path, as 16-bit audio (what a file holds). Stated tolerance: every clip
+    still found; the same label on at least 95 % of the clips at -24..+6 dB and 90 % at
+    -30 dB; probabilities within 0.02 of the 0 dB ones on the median clip at every gain, and
+    within 0.15 on every clip at -12..+6 dB. (Below -20 dB a clip's soft edges sink under
+    the endpointer's absolute floor and the 16-bit grid: its boundaries move a few frames.)"""
     import glob
 
-    files = sorted(glob.glob(str(ravdess_dir / "Actor_0[5-8]" / "*-02-01-01-*.flac")))[:8]
-    assert len(files) == 8
+    files = sorted(glob.glob(str(ravdess_dir / "Actor_*" / "*-02-01-01-*.flac")))[::3]
+    assert len(files) == 48
     clips = [load(f, SR) for f in files]
 
-    def predict(gain_db: float) -> list[tuple[str, np.ndarray]]:
+    def predict(gain_db: float) -> list[tuple[str | None, np.ndarray]]:
         out = []
         for x in clips:
             y = np.clip(np.round(x * 10 ** (gain_db / 20) * 32768), -32768, 32767) / 32768
-            rec = Recognizer(classifier.bundle, classifier=classifier)
+            rec = Recognizer(classifier.bundle, classifier=classifier, interims=False)
             finals = [r for r in rec.push(y.astype(np.float32)) + rec.finish() if r.final]
+            if not finals:
+                out.append((None, np.zeros(len(classifier.labels))))
+                continue
             main = max(finals, key=lambda r: r.speech_seconds)
             out.append((main.label, np.array(list(main.probs.values()))))
         return out
 
     reference = predict(0.0)
-    for gain in (-30.0, -12.0, 6.0):
+    assert all(label is not None for label, _ in reference)
+    for gain in (-30.0, -24.0, -12.0, 6.0):
         got = predict(gain)
-        assert sum(a[0] == b[0] for a, b in zip(got, reference)) >= 7, gain
+        assert all(label is not None for label, _ in got), gain
+        same = np.mean([a[0] == b[0] for a, b in zip(got, reference)])
+        assert same >= (0.90 if gain < -25 else 0.95), (gain, same)
+        diffs = [np.abs(a[1] - b[1]).max() for a, b in zip(got, reference)]
+        assert np.median(diffs) <= 0.02, (gain, np.median(diffs))
         if gain > -20:
-            assert max(np.abs(a[1] - b[1]).max() for a, b in zip(got, reference)) <= 0.15
+            assert max(diffs) <= 0.15, (gain, max(diffs))
 
 
 def test_offline_replay_gives_the_recognisers_interims_and_finals(bundle, classifier, speech):
