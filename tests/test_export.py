@@ -145,7 +145,9 @@ print(json.dumps({{"heavy": heavy, "meta": meta.to_dict()}}))
     assert meta["model"]["kind"] == "cnn" and meta["model"]["quantization"] == "int8"
     assert meta["training"]["train_speakers"] == config["training"]["train_speakers"]
     assert meta["training"]["corpora"] == ["ravdess"]
-    assert meta["accuracy"]["training"] == rounded(config["accuracy"])
+    # the run's figures, empty groups left out
+    assert meta["accuracy"]["training"] == rounded(
+        {k: v for k, v in config["accuracy"].items() if v != {}})
     assert meta["accuracy"]["export"]["clips"] == 60 * len(ACTORS)
 
 
