@@ -16,27 +16,26 @@ def data_dir() -> Path:
     return Path(os.environ.get("SER_DATA") or DEFAULT_DATA)
 
 
-def require_data() -> Path:
-    """The RAVDESS directory, or skip (fail under CI) when it is missing."""
-    path = data_dir()
-    if not path.is_dir() or not any(path.rglob("*-*-*-*-*-*-*.*")):
-        message = f"RAVDESS data not found at {path} (set SER_DATA)"
+def _present(path: Path, pattern: str, message: str) -> Path:
+    """``path`` when it holds files matching ``pattern``; else skip (fail under CI)."""
+    if not path.is_dir() or not any(path.rglob(pattern)):
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def require_data() -> Path:
+    """The RAVDESS directory, or skip (fail under CI) when it is missing."""
+    path = data_dir()
+    return _present(path, "*-*-*-*-*-*-*.*", f"RAVDESS data not found at {path} (set SER_DATA)")
 
 
 def require_corpus(name: str) -> Path:
     """A corpus beside RAVDESS in the shared data (``ravdess-song-16k``, ``savee-16k``), or
     skip (fail under CI) when it is missing."""
     path = require_data().parent / name
-    if not path.is_dir() or not any(path.rglob("*.*")):
-        message = f"{name} data not found at {path}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return _present(path, "*.*", f"{name} data not found at {path}")
 
 
 @pytest.fixture(scope="session")
