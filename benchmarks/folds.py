@@ -118,7 +118,7 @@ def _convert(fold_dir: Path, options) -> dict[str, bytes]:
 
     run = read_run(fold_dir)
     say(f"--folds: converting {fold_dir} (int8 calibrated on its training speakers)")
-    utterances = run_utterances(run)
+    utterances = run_utterances(run).all
     converted = convert_run(run, load_model(run), of_speakers(utterances, run.speakers("train")),
                             options, what=f"{run.kind} {fold_dir.name}")
     return dict(converted.bundles)

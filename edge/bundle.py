@@ -37,7 +37,7 @@ from typing import Any
 
 from edge import integrity
 from edge.errors import ConfigError, ModelError, damaged_model
-from edge.features import INPUT_VERSION, FeatureSpec, Normalizer
+from edge.features import FeatureSpec, Normalizer
 from edge.flatbuffer import (  # noqa: F401  (TFLITE_IDENTIFIER: re-exported for export/)
     METADATA_ENTRY_BUFFER,
     METADATA_ENTRY_NAME,
@@ -216,12 +216,11 @@ def _verified_digest(model_bytes: bytes, start: int, payload: bytes, data: dict[
         return ""
     if record is None and version == LEGACY_FORMAT_VERSION and data.get("format") == FORMAT:
         features = data.get("features")
-        made_for = features.get("input_version") if isinstance(features, dict) else None
-        if not isinstance(made_for, int) or made_for < INPUT_VERSION:
-            raise ModelError(
-                f"{source}: a bundle of format 1 made by an older edge-ser (model input"
-                f" version {made_for!r}, this edge-ser's is {INPUT_VERSION}): train and export"
-                " it again with this one (ser-train, ser-export)")
+        try:  # every format-1 bundle of edge-ser 0.1 also predates this model input
+            FeatureSpec.check_input_version(
+                features.get("input_version") if isinstance(features, dict) else None)
+        except ConfigError as e:
+            raise ModelError(f"{source}: a bundle of format 1: {e}") from None
         raise ModelError(
             f"{source}: a bundle of format 1, made before bundles carried a checksum, so"
             " damage to it cannot be ruled out; refused. Check it and add the checksum on the"

@@ -281,7 +281,7 @@ def _listen(bundle, source, recorder, *, as_json: bool, hop: float | None, thres
     def record(block) -> None:  # what the recogniser processed: NaN/inf as zeros
         nonlocal full_said
         block = np.where(np.isfinite(block), block, np.float32(0.0))
-        if recorder is not None and not recorder.write(block) and not full_said:
+        if not recorder.write(block) and not full_said:
             _warn(f"--record {recorder.path}: a WAV holds at most 4 GiB; recording stopped,"
                   " listening goes on")
             full_said = True

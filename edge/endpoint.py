@@ -281,8 +281,8 @@ class Endpointer:
             known = self._t - self._history_size
             if self._first < known:
                 return self._first
-            dropped = [self._history[t % self._history_size] for t in range(self._first, onset)]
-            if max(dropped) > self._peak - c.quieter_db:
+            dropped = self._history[np.arange(self._first, onset) % self._history_size]
+            if dropped.max() > self._peak - c.quieter_db:
                 return self._first
         return onset
 

@@ -111,9 +111,10 @@ class FeatureSpec:
             "utterance_mean": self.utterance_mean,
         }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
-        version = data.get("input_version")
+    @staticmethod
+    def check_input_version(version: Any) -> None:
+        """ConfigError unless ``version`` (a bundle's ``features.input_version``) is the one
+        this edge-ser computes."""
         if not isinstance(version, int) or version < INPUT_VERSION:
             raise ConfigError(
                 f"model input version {version!r} is older than this edge-ser's"
@@ -123,6 +124,10 @@ class FeatureSpec:
         if version > INPUT_VERSION:
             raise ConfigError(f"model input version {version} is newer than this edge-ser"
                               f" reads ({INPUT_VERSION}); upgrade edge-ser")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        cls.check_input_version(data.get("input_version"))
         try:
             return cls(
                 frontend=FrontendConfig.from_dict(data["frontend"]),

@@ -26,13 +26,24 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_utterances(run: RunConfig, data: Sequence[Path] = ()) -> list[Utterance]:
-    """Every utterance of the run's corpora whose label maps to one of its classes.
+@dataclass(frozen=True)
+class RunClips:
+    """The utterances of a run's corpora whose labels map to its classes."""
+
+    all: list[Utterance]
+    """Every one: the ``--data`` corpora's, then the ``--extra-data`` ones'."""
+    scored: list[Utterance]
+    """The ``--data`` corpora's only: held-out scores stay on those, as ser-train's do."""
+
+
+def run_utterances(run: RunConfig, data: Sequence[Path] = ()) -> RunClips:
+    """The utterances of the run's corpora whose label maps to one of its classes.
 
     ``data`` replaces the corpus paths recorded by training, in order (one per corpus: the
     ``--data`` ones, then the ``--extra-data`` ones).
     """
-    sources = list(run.training.get("data") or []) + list(run.training.get("extra_data") or [])
+    main = list(run.training.get("data") or [])
+    sources = main + list(run.training.get("extra_data") or [])
     if not sources and not data:
         raise ConfigError(f"{run.directory}: config.json names no training data; pass --data")
     if data and len(data) != max(len(sources), 1):
@@ -40,6 +51,7 @@ def run_utterances(run: RunConfig, data: Sequence[Path] = ()) -> list[Utterance]
         raise ConfigError(f"--data given {len(data)} times; the run was trained on"
                           f" {len(sources)} corpora ({names}): give one --data per corpus")
     utterances: list[Utterance] = []
+    n_scored = 0
     for i in range(max(len(sources), len(data))):
         source = sources[i] if i < len(sources) else {}
         root = Path(data[i]) if data else Path(str(source.get("path", "")))
@@ -51,21 +63,9 @@ def run_utterances(run: RunConfig, data: Sequence[Path] = ()) -> list[Utterance]
             raise ConfigError(f"{root}: no {corpus.name} clips there; pass the --data the run"
                               " was trained on")
         utterances.extend(u for u in corpus.utterances if u.label in run.label_map)
-    return utterances
-
-
-def scored_utterances(utterances: Sequence[Utterance], run: RunConfig,
-                      data: Sequence[Path] = ()) -> list[Utterance]:
-    """The utterances of the run's ``--data`` corpora (held-out scores stay on those, as
-    ser-train's do): those of its ``--extra-data`` corpora left out. ``data``: the same
-    replacement paths as :func:`run_utterances` got."""
-    n_main = len(run.training.get("data") or [])
-    recorded = [Path(str(s.get("path", ""))) for s in run.training.get("extra_data") or []]
-    extra = [p.resolve() for p in (list(data)[n_main:] if data else recorded)]
-    if not extra:
-        return list(utterances)
-    return [u for u in utterances
-            if not any(Path(u.path).resolve().is_relative_to(root) for root in extra)]
+        if i < max(len(main), 1):
+            n_scored = len(utterances)
+    return RunClips(utterances, utterances[:n_scored])
 
 
 def of_speakers(utterances: Sequence[Utterance], speakers: Sequence[str]) -> list[Utterance]:

@@ -34,8 +34,6 @@ def _compact_accuracy(accuracy: dict[str, Any]) -> dict[str, Any]:
     cv = out.get("cv_from")
     if isinstance(cv, dict):
         out["cv_from"] = {"differences": cv.get("differences", {})}
-        if isinstance(out.get("method"), str):
-            out["method"] = out["method"].split(" (the folds of ")[0] + " (an earlier run's)"
     return out
 
 

@@ -29,11 +29,11 @@ from export.convert import QUANTIZATIONS, convert, convert_full_int8
 from export.correct import bias_corrected
 from export.data import (
     Calibration,
+    RunClips,
     calibration_inputs,
     clips,
     of_speakers,
     run_utterances,
-    scored_utterances,
 )
 from export.embed import write_bundle_metadata
 from export.errors import ExportError
@@ -118,12 +118,12 @@ def _check_held_out(run: RunConfig, what: str) -> list[str]:
     return test
 
 
-def verify_held_out(run: RunConfig, model, converted: Converted, utterances,
+def verify_held_out(run: RunConfig, model, converted: Converted, corpus: RunClips,
                     options: ExportOptions, *, what: str) -> tuple[np.ndarray, dict, dict]:
     """Score the three paths of one model on its held-out speakers (not used for training or
     calibration). Returns labels, probabilities per path, and the comparison."""
     test = _check_held_out(run, what)
-    held = clips(run, of_speakers(scored_utterances(utterances, run, options.data), test),
+    held = clips(run, of_speakers(corpus.scored, test),
                  cache_dir=options.cache_dir,
                  progress=options.progress, desc=f"{what} held-out")
     windows = {
@@ -200,7 +200,7 @@ def held_out_cases(run: RunConfig, model) -> tuple[list[HeldOutCase], str, str]:
             f"{len(folds)}-fold cross-validation by speaker (fold models)")
 
 
-def verify_cases(cases: list[HeldOutCase], run: RunConfig, utterances,
+def verify_cases(cases: list[HeldOutCase], run: RunConfig, corpus: RunClips,
                  options: ExportOptions) -> tuple[dict[str, Any], Converted | None]:
     """Convert and score every case; the pooled comparison (with per-fold details), and the
     conversion of ``run`` itself when it is one of the cases."""
@@ -208,11 +208,11 @@ def verify_cases(cases: list[HeldOutCase], run: RunConfig, utterances,
     labels_all, probs_all, per_case = [], [], []
     for case in cases:
         model = case.model if case.model is not None else load_model(case.run)
-        train_utts = of_speakers(utterances, case.run.speakers("train"))
+        train_utts = of_speakers(corpus.all, case.run.speakers("train"))
         converted = convert_run(case.run, model, train_utts, options, what=case.name)
         if case.run is run:
             main = converted
-        labels, probs, rep = verify_held_out(case.run, model, converted, utterances, options,
+        labels, probs, rep = verify_held_out(case.run, model, converted, corpus, options,
                                              what=case.name)
         rep["calibration"] = converted.calibration
         rep["size_bytes"] = {q: len(b) for q, b in converted.bundles.items()}
@@ -271,17 +271,17 @@ def export_run(run_dir: str | Path, out: str | Path, options: ExportOptions) -> 
     if out.suffix != ".tflite":
         raise ConfigError(f"--out {out}: the bundle's name must end in .tflite")
     run = read_run(run_dir)
-    utterances = run_utterances(run, options.data)
+    corpus = run_utterances(run, options.data)
     model = load_model(run)
 
     cases, method, short_method = held_out_cases(run, model)
-    verification, main = verify_cases(cases, run, utterances, options)
+    verification, main = verify_cases(cases, run, corpus, options)
     verification["method"] = method
     check = None
     if main is None:  # a model trained on every speaker: convert it as its folds were
-        main = convert_run(run, model, of_speakers(utterances, run.speakers("train")),
+        main = convert_run(run, model, of_speakers(corpus.all, run.speakers("train")),
                            options, what=run.kind)
-        check = training_clips_check(run, model, main, utterances, options)
+        check = training_clips_check(run, model, main, corpus.all, options)
 
     final = {
         q: write_bundle_metadata(main.bundles[q], bundle_metadata(

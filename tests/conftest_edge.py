@@ -22,6 +22,10 @@ from edge.shipped import MODELS_DIR, default_model
 REPO = Path(__file__).resolve().parents[1]
 EDGE_SER = Path(sys.executable).with_name("edge-ser")
 TEST_MODELS_ENV = "EDGE_SER_TEST_MODELS"
+FOLD_MODELS = Path(__file__).resolve().parent / "models"
+"""Fold 1's CNN+LSTM of the shipped recipe (``tools/make_models.sh``), int8 and float32: its
+test speakers (RAVDESS 01-04, named in its metadata) are voices it never heard, whatever
+corpora the shipped models were trained on."""
 
 
 def models_dir() -> Path:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest_edge import shipped
+from conftest_edge import FOLD_MODELS, shipped
 
 from benchmarks.accuracy import (
     HELD_OUT,
@@ -57,9 +57,6 @@ def png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()[:24]
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", f"{path} is not a PNG"
     return struct.unpack(">II", data[16:24])
-
-
-FOLD_MODELS = Path(__file__).resolve().parent / "models"
 
 
 @pytest.fixture(scope="module")

@@ -327,7 +327,7 @@ def test_lean_runtimes_give_the_same_answers(inputs, kind):
                 assert len(ua["scores"]) == len(ub["scores"])
                 for wa, wb in zip(ua["scores"], ub["scores"]):
                     assert max(abs(x - y) for x, y in zip(wa, wb)) <= tolerance, (ua, ub)
-                margin = 2 * tolerance / 256  # one int8 output step is 1/256 of probability
+                margin = 4 * tolerance / 256  # a step is 1/256, a bit more once renormalised
             top, second = sorted(ua["probs"].values(), reverse=True)[:2]
             if top - second > margin:
                 assert ua["label"] == ub["label"], (ua, ub)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest_demo import DEMO, load_demo
-from conftest_edge import EDGE_SER, shipped
+from conftest_edge import EDGE_SER, FOLD_MODELS
 from conftest_pulse import virtual_microphone
 
 from edge.audio import load
@@ -50,14 +50,13 @@ def virtual_mic():
         yield mic
 
 
-FOLD_MODEL = Path(__file__).resolve().parent / "models" / "fold1-cnn-lstm-int8.tflite"
-"""A cross-validation fold's bundle of the shipped recipe (``tools/make_models.sh``): its test
-speakers are voices it never heard, whatever corpora the shipped models were trained on."""
-
-
 @pytest.fixture(scope="module")
 def model() -> Path:
-    return FOLD_MODEL if FOLD_MODEL.is_file() else shipped()
+    path = FOLD_MODELS / "fold1-cnn-lstm-int8.tflite"
+    if not path.is_file():
+        pytest.fail(f"{path} missing: tools/make_models.sh exports it (the microphone test"
+                    " needs a model with voices it never heard)")
+    return path
 
 
 @pytest.fixture(scope="module")

@@ -148,6 +148,16 @@ def test_speaker_folds_cover_each_speaker_once():
         speaker_folds(speakers[:3], 4)
 
 
+def test_repeated_partitions_keep_every_speaker_gender_or_not():
+    speakers = [f"ravdess-{i:02d}" for i in range(1, 9)] + ["crema-1001", "crema-1002"]
+    genders = {s: ("male" if int(s[-2:]) % 2 else "female") for s in speakers[:8]}
+    for repeat in (1, 2):
+        folds = speaker_folds(speakers, 3, repeat=repeat, genders=genders)
+        assert sorted(s for f in folds for s in f) == sorted(speakers)
+    assert speaker_folds(speakers, 3, repeat=1, genders=genders) != \
+        speaker_folds(speakers, 3, repeat=2, genders=genders)
+
+
 def test_validation_speakers_come_from_training_and_mix_genders():
     rest = utts([f"ravdess-{i:02d}" for i in range(5, 17)])
     val = choose_validation_speakers(rest, 2, seed=3)

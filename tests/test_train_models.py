@@ -7,10 +7,12 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from edge.errors import ConfigError  # noqa: E402
 from edge.features import Normalizer  # noqa: E402
 from train.fit import class_weights, focal_loss  # noqa: E402
 from train.models import (  # noqa: E402
     build_core,
+    check_options,
     multiply_adds,
     normalizer_of,
     with_normalization,
@@ -81,3 +83,12 @@ def test_epoch_selection_smooths_noise_and_skips_the_start():
            0.5, 0.52, 0.55, 0.55, 0.56, 0.55]
     assert select_epoch(acc, cfg) == 20  # not 3 or 12: the late plateau
     assert select_epoch(acc[:2], cfg) == 2  # too early to judge: the latest epoch
+
+
+def test_unknown_model_options_are_refused_before_training():
+    check_options("cnn", {"dropout": 0.4, "pooling": "attention"})
+    check_options("cnn-lstm", {"lstm_units": 32})
+    with pytest.raises(ConfigError, match="pooling: not an option of cnn-lstm"):
+        check_options("cnn-lstm", {"pooling": "attention"})
+    with pytest.raises(ConfigError, match="dropuot"):
+        check_options("cnn", {"dropuot": 0.4})

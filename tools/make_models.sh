@@ -28,7 +28,12 @@ if [ "${1:-}" = "--export-only" ]; then TRAIN=0; fi
 
 extra=()
 for corpus in ravdess-song-16k savee-16k; do
-    [ -d "$SHARED/$corpus" ] && extra+=(--extra-data "$SHARED/$corpus")
+    if [ -d "$SHARED/$corpus" ]; then
+        extra+=(--extra-data "$SHARED/$corpus")
+    else  # another recipe than the README's: say so, do not change it silently
+        echo "make_models: $SHARED/$corpus not found: training without it (the README's" \
+             "figures are for the recipe with it)" >&2
+    fi
 done
 # shellcheck disable=SC2206
 train_args=(--folds 4 --seed 0 --epochs 60 ${TRAIN_ARGS:-})

@@ -70,12 +70,18 @@ def summarize_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def differences_text(differences: dict[str, dict[str, Any]], *, code: bool = False) -> str:
+    """``--cv-from``'s recipe differences as one line ("none" without any)."""
+    q = "`" if code else ""
+    return "; ".join(f"{q}{k}{q} {v['cv_run']} there, {v['this_run']} here"
+                     for k, v in differences.items()) or "none"
+
+
 def _cv_from_lines(report: dict[str, Any]) -> list[str]:
     cv = report.get("cv_from")
     if not cv:
         return []
-    diffs = "; ".join(f"`{k}` {v['cv_run']} there, {v['this_run']} here"
-                      for k, v in cv["differences"].items()) or "none"
+    diffs = differences_text(cv["differences"], code=True)
     return [f"Cross-validation taken from `{cv['run']}` (`{cv['command']}`); this run trained"
             f" only the shipped model. Differences of the recipe: {diffs}.", ""]
 

@@ -103,15 +103,18 @@ def build_cnn_lstm(input_shape: tuple[int, int, int], n_classes: int, *,
     return keras.Model(inputs, outputs, name="core")
 
 
+BUILDERS = {"cnn": build_cnn, "cnn-lstm": build_cnn_lstm}
+"""Model kind -> the builder of its ``core``."""
+
+
 def build_core(kind: str, input_shape: tuple[int, int, int], n_classes: int, *,
                cmn: bool = False, **options) -> keras.Model:
     """The ``core`` model of ``kind`` (``cnn`` or ``cnn-lstm``); ``options`` go to its
     builder."""
-    if kind == "cnn":
-        return build_cnn(input_shape, n_classes, cmn=cmn, **options)
-    if kind == "cnn-lstm":
-        return build_cnn_lstm(input_shape, n_classes, cmn=cmn, **options)
-    raise ConfigError(f"model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")
+    builder = BUILDERS.get(kind)
+    if builder is None:
+        raise ConfigError(f"model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")
+    return builder(input_shape, n_classes, cmn=cmn, **options)
 
 
 def check_options(kind: str, options: dict) -> None:
@@ -119,7 +122,7 @@ def check_options(kind: str, options: dict) -> None:
     feature is computed)."""
     import inspect
 
-    builder = {"cnn": build_cnn, "cnn-lstm": build_cnn_lstm}.get(kind)
+    builder = BUILDERS.get(kind)
     if builder is None:
         return
     taken = [name for name, p in inspect.signature(builder).parameters.items()

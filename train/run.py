@@ -44,6 +44,7 @@ from train.dataset import (
     speaker_folds,
 )
 from train.evaluate import (
+    differences_text,
     markdown_report,
     plot_confusion,
     scores,
@@ -365,9 +366,8 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
 
     cv = reused_cv(plan, labels, speakers) if plan.cv_from is not None else None
     if cv is not None:
-        shown = ", ".join(f"{k} {v['cv_run']} there, {v['this_run']} here"
-                          for k, v in cv["differences"].items()) or "none"
-        _log(f"cross-validation taken from {cv['run']} (differences of the recipe: {shown});"
+        _log(f"cross-validation taken from {cv['run']} (differences of the recipe:"
+             f" {differences_text(cv['differences'])});"
              " training only the shipped model")
         test_folds: list = []
     elif plan.test_speakers is not None:
@@ -491,7 +491,7 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
         corpora = {c.name: corpus_scores(result.model, c, spec, labels) for c in others}
         save_model(plan.out, result, plan, labels, normalizer, training,
                    {**summary, "method": f"{summary['folds']}-fold by speaker"
-                    + (f" (the folds of {cv_info['run']})" if cv_info else ""),
+                    + (" (an earlier run's folds: cv_from)" if cv_info else ""),
                     **({"cv_from": cv_info} if cv_info else {}),
                     "corpora": {n: v["accuracy"] for n, v in corpora.items()}})
         final_info = {"train_speakers": everyone, "epochs": epochs,
