@@ -56,5 +56,11 @@ def savee_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def nemo_dir() -> Path:
+    """nEMO, Polish acted speech (``nemo-16k``)."""
+    return require_corpus("nemo-16k")
+
+
+@pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

@@ -72,3 +72,19 @@ def test_the_shared_song_and_savee_trees_read_as_they_are(ravdess_dir, song_dir,
     assert savee.name == "savee" and len(savee.utterances) == 480
     assert savee.speakers == ["savee-DC", "savee-JE", "savee-JK", "savee-KL"]
     assert savee.label_counts()["neutral"] == 120 and "calm" not in savee.label_counts()
+
+
+def test_the_shared_nemo_tree_reads_as_it_is_and_as_its_label_list(nemo_dir):
+    """nEMO as ../shared/data holds it: 9 Polish speakers, six emotions, the names of the
+    release; the reader detected from the names and the CSV reader of its labels.csv agree."""
+    from train.corpora import read_corpus
+
+    nemo = read_corpus(nemo_dir)
+    assert nemo.name == "nemo" and len(nemo.utterances) >= 2686 and not nemo.skipped
+    assert len(nemo.speakers) == 9 and all(s.startswith("nemo-") for s in nemo.speakers)
+    counts = nemo.label_counts()
+    assert set(counts) == {"neutral", "happy", "sad", "angry", "fearful", "surprised"}
+    assert {u.gender for u in nemo.utterances} == {"male", "female"}
+    listed = read_corpus(nemo_dir / "labels.csv")
+    assert sorted((u.path.name, u.label, u.speaker.split("-", 1)[1]) for u in listed.utterances) \
+        == sorted((u.path.name, u.label, u.speaker.split("-", 1)[1]) for u in nemo.utterances)

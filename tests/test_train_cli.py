@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +52,14 @@ def tiny(ravdess_dir, song_dir, tmp_path_factory):
                           "--extra-data", str(song), "--out", str(root / "held")),
     }
     runs["cv"] = ser_train(*common, "--cv-from", str(root / "folds"), "--learning-rate",
-                           "0.001", "--conditions", "", "--out", str(root / "cv"))
+                           "0.001", "--conditions", "", "--extra-data", str(song),
+                           "--out", str(root / "cv"))
+    # A run stopped after its first fold: started again, it takes fold 1 over.
+    shutil.copytree(root / "folds", root / "resumed")
+    (root / "resumed" / "report.json").unlink()
+    (root / "resumed" / "folds" / "fold-2" / "fold-result.json").unlink()
+    runs["resumed"] = ser_train(*common, "--folds", "2", "--out", str(root / "resumed"),
+                                "--conditions", "quiet")
     for name, r in runs.items():
         assert r.returncode == 0, f"{name}: {r.stderr[-3000:]}"
     return {"root": root, "data": data, "cache": cache, "runs": runs}
@@ -182,8 +191,15 @@ def test_cv_from_trains_only_the_shipped_model_and_lists_the_differences(tiny, t
     assert "fold 1/" not in tiny["runs"]["cv"].stderr  # no fold trained again
     assert cv["summary"] == source["summary"] and cv["folds"] == source["folds"]
     assert cv["cv_from"]["run"] == str((root / "folds").resolve())
+    song = str(tiny["root"] / "song")
     assert cv["cv_from"]["differences"] == {
-        "training.learning_rate": {"cv_run": 0.002, "this_run": 0.001}}
+        "training.learning_rate": {"cv_run": 0.002, "this_run": 0.001},
+        "training.extra_data": {"cv_run": [], "this_run": [
+            {"corpus": "ravdess", "path": str(Path(song).resolve())}]}}
+    assert cv["n_extra_clips"] == 4 * 44  # the shipped model trained on the song too
+    assert cv["final"]["speakers_per_corpus"] == {"ravdess": 4}
+    assert "The shipped model trained on 4 ravdess speakers." in \
+        (root / "cv" / "report.md").read_text()
     assert cv["final"]["train_speakers"] == source["speakers"]
     assert (root / "cv" / "folds" / "fold-2" / "model.keras").is_file()  # for ser-export
     assert config(root / "cv")["accuracy"]["cv_from"]["differences"] == \
@@ -194,6 +210,39 @@ def test_cv_from_trains_only_the_shipped_model_and_lists_the_differences(tiny, t
                       "--out", str(tmp_path / "lstm"))
     assert other.returncode == 2 and "Traceback" not in other.stderr
     assert "its model differ" in other.stderr
+
+
+def test_a_stopped_run_resumes_after_its_finished_folds(tiny):
+    """Fold 1's saved result is taken over (not trained again); fold 2, whose result was lost,
+    is trained again and comes out the same (same seed, same machine)."""
+    root = tiny["root"]
+    log = tiny["runs"]["resumed"].stderr
+    assert "fold 1: taken over from the interrupted run" in log and "fold 1/2:" not in log
+    assert "fold 2/2:" in log
+    a = json.loads((root / "folds" / "report.json").read_text())
+    b = json.loads((root / "resumed" / "report.json").read_text())
+    assert a["pooled"]["confusion"] == b["pooled"]["confusion"]
+    assert [f["test"] for f in a["folds"]] == [f["test"] for f in b["folds"]]
+    assert (root / "resumed" / "folds" / "fold-2" / "fold-result.json").is_file()
+
+
+def test_a_fold_result_of_another_recipe_is_not_taken_over(tmp_path):
+    from edge.features import FeatureSpec
+    from train.fit import TrainConfig
+    from train.run import RunPlan, _finished_fold, _fold_key
+
+    plan = RunPlan(out=tmp_path, spec=FeatureSpec(), train=TrainConfig(), data=())
+    args = (0, ["a", "b"], ["s1"], [], ["s2"], 60)
+    key = _fold_key(plan, *args)
+    assert key == _fold_key(plan, *args)
+    other = replace(plan, train=TrainConfig(learning_rate=1e-3))
+    assert _fold_key(other, *args) != key
+    assert _fold_key(plan, 1, *args[1:]) != key
+    (tmp_path / "fold-result.json").write_text(json.dumps({"key": key, "report": {}}))
+    assert _finished_fold(tmp_path, key) is None  # no model saved beside it
+    (tmp_path / "model.keras").write_bytes(b"x")
+    assert _finished_fold(tmp_path, key) == {"key": key, "report": {}}
+    assert _finished_fold(tmp_path, _fold_key(other, *args)) is None
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path):

@@ -70,6 +70,21 @@ def test_savee_flat_and_original_layout(tmp_path):
         ("savee-DC", "happy"), ("savee-KL", "fearful")]
 
 
+def test_nemo_release_and_16k_names(tmp_path):
+    make_tree(tmp_path / "release", ["samples/EB0_anger_10.wav", "samples/KS0_fear_3.wav",
+                                     "samples/WR0_surprised_101.wav", "samples/MK0_sadness_7.wav",
+                                     "samples/XX0_boredom_1.wav", "samples/notes.wav"])
+    assert detect_corpus(tmp_path / "release") == "nemo"
+    c = read_corpus(tmp_path / "release")
+    assert sorted((u.speaker, u.label, u.gender) for u in c.utterances) == [
+        ("nemo-EB0", "angry", "female"), ("nemo-KS0", "fearful", "male"),
+        ("nemo-MK0", "sad", "female"), ("nemo-WR0", "surprised", "male")]
+    assert c.skipped == {"emotion 'boredom' has no shared label": 1, "not an nEMO name": 1}
+    make_tree(tmp_path / "flac", ["IC0_happiness_2.flac", "TP0_neutral_40.flac"])
+    assert sorted((u.speaker, u.label) for u in read_corpus(tmp_path / "flac", "nemo").utterances
+                  ) == [("nemo-IC0", "happy"), ("nemo-TP0", "neutral")]
+
+
 def test_emodb_names_and_unmapped_boredom(tmp_path):
     make_tree(tmp_path, ["03a01Fa.wav", "08b02Wc.wav", "16a05Lb.wav", "10a07Ta.wav"])
     assert detect_corpus(tmp_path) == "emodb"

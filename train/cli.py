@@ -15,7 +15,7 @@ from edge.errors import EXIT_INTERRUPTED, EdgeSerError
 from edge.features import FeatureSpec
 
 MODELS = ("cnn", "cnn-lstm", "rf")
-CORPORA = ("ravdess", "crema-d", "tess", "savee", "emodb", "csv")
+CORPORA = ("ravdess", "crema-d", "tess", "savee", "emodb", "nemo", "csv")
 
 
 def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:

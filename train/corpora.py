@@ -254,6 +254,32 @@ def read_emodb(root: str | os.PathLike) -> Corpus:
     return _collect("emodb", root, parse)
 
 
+_NEMO_NAME = re.compile(r"^([A-Z]{2}\d)_([a-z]+)_(\d+)$")
+_NEMO_FEMALE = {"EB0", "IC0", "KD0", "MK0"}
+_NEMO_MALE = {"KS0", "MP0", "SM0", "TP0", "WR0"}
+
+
+def read_nemo(root: str | os.PathLike) -> Corpus:
+    """nEMO (Polish acted speech): ``EB0_anger_10.wav`` (speaker, emotion, clip number), as in
+    the release's ``samples/`` folder (24 kHz WAV) or the 16 kHz FLAC copies. Six emotions
+    (anger, fear, happiness, neutral, sadness, surprised); no calm, no disgust. Gender from
+    the release's speaker list (None for a speaker not in it)."""
+
+    def parse(path: Path) -> Utterance | str:
+        m = _NEMO_NAME.match(path.stem)
+        if not m:
+            return "not an nEMO name"
+        speaker, emotion, _ = m.groups()
+        label = canonical_label(emotion)
+        if not label:
+            return f"emotion {emotion!r} has no shared label"
+        gender = "female" if speaker in _NEMO_FEMALE else \
+            "male" if speaker in _NEMO_MALE else None
+        return Utterance(path, label, f"nemo-{speaker}", "nemo", gender=gender)
+
+    return _collect("nemo", root, parse)
+
+
 def read_label_csv(csv_path: str | os.PathLike) -> Corpus:
     """A CSV of ``path,label[,speaker]`` (header optional; paths relative to the CSV's
     folder). Labels go through :data:`LABEL_SYNONYMS`; rows with unknown labels or missing
@@ -297,7 +323,8 @@ def read_label_csv(csv_path: str | os.PathLike) -> Corpus:
 # --------------------------------------------------------------------------------------
 
 READERS = {"ravdess": read_ravdess, "crema-d": read_crema_d, "tess": read_tess,
-           "savee": read_savee, "emodb": read_emodb, "csv": read_label_csv}
+           "savee": read_savee, "emodb": read_emodb, "nemo": read_nemo,
+           "csv": read_label_csv}
 
 
 def detect_corpus(root: str | os.PathLike) -> str:

@@ -86,6 +86,14 @@ def _cv_from_lines(report: dict[str, Any]) -> list[str]:
             f" only the shipped model. Differences of the recipe: {diffs}.", ""]
 
 
+def _final_speaker_lines(report: dict[str, Any]) -> list[str]:
+    per = (report.get("final") or {}).get("speakers_per_corpus")
+    if not per:
+        return []
+    return ["The shipped model trained on " + ", ".join(f"{n} {c} speakers" for c, n in
+                                                        per.items()) + ".", ""]
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     """``report.md``: the summary table, per-fold figures, per-class figures."""
     s = report["summary"]
@@ -100,6 +108,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"{len(labels)} classes.",
         "",
         *_cv_from_lines(report),
+        *_final_speaker_lines(report),
         "| model | folds | accuracy | macro-F1 | interim accuracy | clips tested |",
         "|---|---|---|---|---|---|",
         f"| {report['model']['kind']} | {s['folds']} | {s['accuracy_mean']:.3f} ±"

@@ -18,6 +18,7 @@ Layout of RUN_DIR::
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.metadata
 import json
 import platform
@@ -262,10 +263,9 @@ def reused_cv(plan: RunPlan, labels: list[str], speakers: list[str]) -> dict[str
                           " overwritten); write the new run elsewhere")
     if not isinstance(report, dict) or report.get("summary") is None or not report.get("folds"):
         raise ConfigError(f"--cv-from {src}: the run has no cross-validation")
-    paths = [d["path"] for d in plan.data], [d["path"] for d in plan.extra_data]
+    paths = [d["path"] for d in plan.data]
     try:
-        theirs = ([d["path"] for d in report["data"]],
-                  [d["path"] for d in report.get("extra_data", [])])
+        theirs = [d["path"] for d in report["data"]]
         kind, their_speakers = report["model"]["kind"], report["speakers"]
         their_labels = report["labels"]
         other = {**_flat(fold_config["features"], "features."),
@@ -276,8 +276,7 @@ def reused_cv(plan: RunPlan, labels: list[str], speakers: list[str]) -> dict[str
                           " older ser-train?)") from None
     for what, mine, other_value in (("model", plan.train.kind, kind),
                                     ("labels", labels, their_labels),
-                                    ("--data", paths[0], theirs[0]),
-                                    ("--extra-data", paths[1], theirs[1]),
+                                    ("--data", paths, theirs),
                                     ("speakers", speakers, their_speakers)):
         if mine != other_value:
             raise ConfigError(f"--cv-from {src}: its {what} differ ({other_value} there,"
@@ -290,6 +289,8 @@ def reused_cv(plan: RunPlan, labels: list[str], speakers: list[str]) -> dict[str
     mine["edge_ser"] = __version__
     other["edge_ser"] = (report.get("versions") or {}).get("edge_ser")
     # A setting one side does not record (older code) matches the other's "off" value.
+    # Training-only corpora may differ (the folds left a corpus out to score it, the shipped
+    # model trains on it): the folds still test the same speakers; listed as a difference.
     differences = {k: {"cv_run": other.get(k), "this_run": mine.get(k)}
                    for k in sorted(set(mine) | set(other)) if mine.get(k) != other.get(k)
                    and not (None in (mine.get(k), other.get(k))
@@ -419,6 +420,17 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
         _log(f"fold {k + 1}/{len(test_folds)}: test {', '.join(test_spk)}; val"
              f" {', '.join(val_spk) or '-'}; train {tr.sum()} clips, val {va.sum()},"
              f" test {te.sum()}")
+        fold_dir = (plan.out / "folds" / f"fold-{k + 1}") if plan.test_speakers is None \
+            else plan.out
+        key = _fold_key(plan, k, labels, train_spk, val_spk, list(test_spk), int(te.sum()))
+        finished = _finished_fold(fold_dir, key)
+        if finished is not None:
+            _log(f"fold {k + 1}: taken over from the interrupted run in {fold_dir}"
+                 f" (accuracy {finished['report']['test']['accuracy']:.3f})")
+            fold_reports.append(finished["report"])
+            y_true_all.append(np.asarray(finished["y_true"], np.int64))
+            y_pred_all.append(np.asarray(finished["y_pred"], np.int64))
+            continue
         cfg = replace(plan.train, seed=plan.train.seed + k)
         result, normalizer = _fit(plan, cfg, len(labels), pick(clean, tr), y[tr],
                                   [pick(c, tr) for c in copies], pick(clean, va), y[va],
@@ -440,8 +452,6 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
         y_pred_all.append(y_pred)
         training = _training_dict(plan, train_spk, val_spk, list(test_spk), result.best_epoch,
                                   train_spk if copies else [])
-        fold_dir = (plan.out / "folds" / f"fold-{k + 1}") if plan.test_speakers is None \
-            else plan.out
         save_model(fold_dir, result, plan, labels, normalizer, training,
                    {"accuracy": t["accuracy"], "macro_f1": t["macro_f1"],
                     "n_clips": t["n"], "test_speakers": list(test_spk),
@@ -456,14 +466,19 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
                        "predicted": labels[int(p)] if p >= 0 else None}
                       for i, p in zip(test_idx, y_pred)],
         })
-        fold_reports.append({
+        fold_report = {
             "fold": k + 1, "repeat": k // (plan.folds or 4) if plan.test_speakers is None
             else 0, "test_speakers": list(test_spk), "val_speakers": val_spk,
             "train_speakers": train_spk,
             "sizes": {"train": int(tr.sum()), "val": int(va.sum()), "test": int(te.sum())},
             "best_epoch": result.best_epoch, "seconds": round(result.seconds, 1),
             **evaluation, "history": result.history,
-        })
+        }
+        fold_reports.append(fold_report)
+        if plan.test_speakers is None:  # a run stopped later resumes after this fold
+            write_json(fold_dir / FOLD_RESULT, {"key": key, "report": fold_report,
+                                                "y_true": y[te].tolist(),
+                                                "y_pred": y_pred.tolist()})
 
     if cv is not None:
         fold_reports = cv["report"]["folds"]
@@ -494,7 +509,8 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
                     + (" (an earlier run's folds: cv_from)" if cv_info else ""),
                     **({"cv_from": cv_info} if cv_info else {}),
                     "corpora": {n: v["accuracy"] for n, v in corpora.items()}})
-        final_info = {"train_speakers": everyone, "epochs": epochs,
+        final_info = {"train_speakers": everyone,
+                      "speakers_per_corpus": speakers_per_corpus(utts), "epochs": epochs,
                       "fold_best_epochs": best_epochs, "seconds": round(result.seconds, 1),
                       "corpora": corpora}
 
@@ -515,6 +531,45 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
                    f"{plan.train.kind}: {summary['folds']} fold(s), accuracy"
                    f" {summary['accuracy_mean']:.3f} ± {summary['accuracy_std']:.3f}")
     return report
+
+
+def speakers_per_corpus(utterances: list[Utterance]) -> dict[str, int]:
+    """Corpus name -> how many distinct speakers ``utterances`` hold of it."""
+    speakers: dict[str, set[str]] = {}
+    for u in utterances:
+        speakers.setdefault(u.corpus, set()).add(u.speaker)
+    return {name: len(s) for name, s in sorted(speakers.items())}
+
+
+FOLD_RESULT = "fold-result.json"
+"""Written in each fold's directory once the fold is scored: a run started again with the
+same recipe takes finished folds over instead of training them again."""
+
+
+def _fold_key(plan: RunPlan, k: int, labels: list[str], train_spk: list[str],
+              val_spk: list[str], test_spk: list[str], n_test: int) -> str:
+    """A hash of everything that makes fold ``k``'s result: recipe, front end, corpora,
+    speakers, labels, scoring (conditions, evaluation corpora) and the code version."""
+    recipe = {"fold": k, "spec": plan.spec.to_dict(), "labels": labels, "n_test": n_test,
+              "training": _training_dict(plan, train_spk, val_spk, test_spk,
+                                         plan.train.epochs, []),
+              "kind": plan.train.kind, "conditions": list(plan.conditions),
+              "eval_data": list(plan.eval_data), "repeats": plan.repeats,
+              "folds": plan.folds, "edge_ser": __version__}
+    text = json.dumps(recipe, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _finished_fold(fold_dir: Path, key: str) -> dict[str, Any] | None:
+    """The saved result of a fold finished by an earlier start of the same run, or None."""
+    try:
+        saved = json.loads((fold_dir / FOLD_RESULT).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or saved.get("key") != key or \
+            not (fold_dir / "model.keras").is_file():
+        return None
+    return saved
 
 
 def _teacher(plan: RunPlan, fold: int | None, speakers: list[str]):
