@@ -212,6 +212,39 @@ def test_cv_from_trains_only_the_shipped_model_and_lists_the_differences(tiny, t
     assert "its model differ" in other.stderr
 
 
+def test_cv_from_a_run_still_under_way_trains_first_and_takes_its_folds_at_the_end(
+        tiny, tmp_path):
+    """The shipped model trains while the cross-validation runs elsewhere (the two share the
+    machine); its report takes the folds over once they are written."""
+    running = tmp_path / "cv-running"
+    running.mkdir()
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(
+        [SER_TRAIN, "--data", str(tiny["data"]), "--model", "cnn", "--epochs", "1",
+         "--aug-copies", "1", "--batch-size", "64", "--cache-dir", str(tiny["cache"]),
+         "--conditions", "", "--cv-from", str(running), "--out", str(tmp_path / "shipped")],
+        stderr=subprocess.PIPE, text=True, env=env)
+    seen = []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if line.startswith("waiting for the cross-validation"):
+                break
+        assert any("is still running: training the shipped model now" in x for x in seen)
+        assert any(x.startswith("final ") for x in seen), "".join(seen)[-2000:]
+        shutil.copytree(tiny["root"] / "folds", running, dirs_exist_ok=True)
+        rest = proc.communicate(timeout=300)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, rest[-2000:]
+    report = json.loads((tmp_path / "shipped" / "report.json").read_text())
+    source = json.loads((tiny["root"] / "folds" / "report.json").read_text())
+    assert report["summary"] == source["summary"]
+    assert report["cv_from"]["run"] == str(running.resolve())
+    assert (tmp_path / "shipped" / "model.keras").is_file()
+    assert (tmp_path / "shipped" / "folds" / "fold-2" / "model.keras").is_file()
+
+
 def test_a_stopped_run_resumes_after_its_finished_folds(tiny):
     """Fold 1's saved result is taken over (not trained again); fold 2, whose result was lost,
     is trained again and comes out the same (same seed, same machine)."""

@@ -365,12 +365,24 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
          f" ({loaded.computed} computed, {len(utts) - loaded.computed} cached;"
          f" {no_segment} without an utterance found)")
 
-    cv = reused_cv(plan, labels, speakers) if plan.cv_from is not None else None
-    if cv is not None:
+    # --cv-from a run still under way: the shipped model trains meanwhile (its epochs do not
+    # depend on the folds without validation speakers) and the folds are read at the end.
+    pending = plan.cv_from is not None and not (Path(plan.cv_from) / "report.json").is_file()
+    if pending and plan.val_speakers:
+        raise ConfigError(f"--cv-from {plan.cv_from}: its cross-validation has not finished;"
+                          " with --val-speakers the shipped model's epochs come from it: start"
+                          " this run when it has finished")
+    cv = reused_cv(plan, labels, speakers) if plan.cv_from is not None and not pending \
+        else None
+    if pending:
+        _log(f"the cross-validation in {plan.cv_from} is still running: training the shipped"
+             " model now; its folds are taken over when it has finished")
+        test_folds: list = []
+    elif cv is not None:
         _log(f"cross-validation taken from {cv['run']} (differences of the recipe:"
              f" {differences_text(cv['differences'])});"
              " training only the shipped model")
-        test_folds: list = []
+        test_folds = []
     elif plan.test_speakers is not None:
         unknown = sorted(set(plan.test_speakers) - set(speakers))
         if unknown:
@@ -480,6 +492,17 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
                                                 "y_true": y[te].tolist(),
                                                 "y_pred": y_pred.tolist()})
 
+    everyone = sorted_speakers(speaker)
+
+    def fit_final(epochs: int) -> tuple[FitResult, Normalizer]:
+        return _fit(plan, replace(plan.train, epochs=epochs), len(labels), clean, y, copies,
+                    [], y[:0], name="final ", teacher=_teacher(plan, None, everyone))
+
+    early = None
+    if pending:
+        _log(f"final model: all {len(everyone)} speakers, {plan.train.epochs} epochs")
+        early = fit_final(plan.train.epochs)
+        cv = _wait_for_cv(plan, labels, speakers)
     if cv is not None:
         fold_reports = cv["report"]["folds"]
         summary, pooled = cv["report"]["summary"], cv["report"]["pooled"]
@@ -494,13 +517,12 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
     if plan.test_speakers is None and plan.final:
         best_epochs = [f["best_epoch"] for f in fold_reports]
         epochs = max(1, int(round(float(np.median(best_epochs)))))
-        _log(f"final model: all {len(sorted_speakers(speaker))} speakers, {epochs} epochs"
-             f" (median of the folds' best epochs {best_epochs})")
-        cfg = replace(plan.train, epochs=epochs)
-        result, normalizer = _fit(plan, cfg, len(labels), clean, y, copies, [], y[:0],
-                                  name="final ",
-                                  teacher=_teacher(plan, None, sorted_speakers(speaker)))
-        everyone = sorted_speakers(speaker)
+        if early is not None and epochs == plan.train.epochs:
+            result, normalizer = early
+        else:
+            _log(f"final model: all {len(everyone)} speakers, {epochs} epochs"
+                 f" (median of the folds' best epochs {best_epochs})")
+            result, normalizer = fit_final(epochs)
         training = _training_dict(plan, everyone, [], [], epochs, everyone if copies else [])
         training["fold_best_epochs"] = best_epochs
         corpora = {c.name: corpus_scores(result.model, c, spec, labels) for c in others}
@@ -539,6 +561,21 @@ def speakers_per_corpus(utterances: list[Utterance]) -> dict[str, int]:
     for u in utterances:
         speakers.setdefault(u.corpus, set()).add(u.speaker)
     return {name: len(s) for name, s in sorted(speakers.items())}
+
+
+def _wait_for_cv(plan: RunPlan, labels: list[str], speakers: list[str],
+                 poll_seconds: float = 5.0) -> dict[str, Any]:
+    """:func:`reused_cv` once ``plan.cv_from`` has written its report (polled)."""
+    report = Path(plan.cv_from) / "report.json"
+    waited = 0.0
+    while not report.is_file():
+        if waited % 600 < poll_seconds:
+            _log(f"waiting for the cross-validation in {plan.cv_from} to finish"
+                 " (Ctrl-C stops this run)")
+        time.sleep(poll_seconds)
+        waited += poll_seconds
+    time.sleep(1.0)  # the report is written in one go; let the writer finish its other files
+    return reused_cv(plan, labels, speakers)
 
 
 FOLD_RESULT = "fold-result.json"
