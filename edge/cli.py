@@ -214,7 +214,7 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
 
         mqtt_config = config_from_options(**mqtt_options)
         import_paho()  # before the model loads: a missing extra is said at once
-    from edge.native_stderr import quiet_native_stderr
+    from edge.native_stderr import filtered_stderr
     from edge.shipped import load_model_bundle
     from edge.sources import FileSource, MicSource, stdin_source
 
@@ -222,7 +222,7 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
     rate = bundle.metadata.features.frontend.sample_rate
     # PortAudio's and ALSA's C messages (at start-up, at an unplug) are kept off stderr
     # while a microphone is in use; edge-ser says what happened in its own line
-    quiet = quiet_native_stderr() if file is None and stdin_raw is None else \
+    quiet = filtered_stderr() if file is None and stdin_raw is None else \
         contextlib.nullcontext()
     with quiet:
         if file is not None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_module
 from conftest_edge import FOLD_MODELS, shipped
 
 from benchmarks.accuracy import (
@@ -348,7 +349,7 @@ def test_missing_data_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 
 def test_keras_reference_has_the_bundles_architecture(tmp_path: Path) -> None:
-    pytest.importorskip("tensorflow")
+    require_module("tensorflow")
     from benchmarks.contenders import KerasRunner, keras_reference
 
     int8 = from_bundle(shipped("cnn-int8"))

@@ -6,6 +6,7 @@ import importlib.util
 
 import numpy as np
 import pytest
+from conftest import require_module
 from conftest_edge import shipped
 
 from edge.bundle import load_bundle
@@ -50,7 +51,7 @@ def windows():
 
 
 def test_first_installed_backend_is_litert():
-    pytest.importorskip("ai_edge_litert")  # the tflite-runtime lean venv has no LiteRT
+    require_module("ai_edge_litert", "pip install ai-edge-litert")  # not in one lean venv
     package, interpreter = find_backend()
     assert package == "ai-edge-litert"
     assert interpreter.__module__.startswith("ai_edge_litert")
@@ -124,7 +125,7 @@ def test_classifier_int8_and_float_agree(int8_bundle, float_bundle, windows):
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
 def test_tensorflow_backend_gives_the_same_int8_outputs(int8_bundle, windows):
     """The same bundle through LiteRT and through tensorflow.lite: identical raw outputs."""
-    pytest.importorskip("tensorflow")
+    require_module("tensorflow")
     litert = Classifier(int8_bundle)
     tf_lite = Classifier(int8_bundle, backend="tensorflow")
     assert tf_lite.model.backend == "tensorflow"
