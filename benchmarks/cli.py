@@ -49,7 +49,7 @@ from benchmarks.stages import (
 )
 from edge.cli_errors import CliError
 from edge.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, EdgeSerError
-from edge.extras import missing_extra
+from edge.extras import run_command
 from train.conditions import CONDITIONS_HELP, ConditionsType
 
 PROG = "ser-bench"
@@ -413,14 +413,7 @@ def main() -> None:
     """Console-script entry point. A module of the ``train`` extra missing where a part of
     the benchmark needs it is one line naming the extra (exit 2), not a traceback."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow, if a Keras model loads it
-    try:
-        cli(prog_name=PROG)
-    except ImportError as e:
-        extra = missing_extra(e, "this part of the benchmark")
-        if extra is None:
-            raise
-        click.echo(f"{PROG}: {extra}", err=True)
-        sys.exit(extra.exit_code)
+    run_command(lambda: cli(prog_name=PROG), PROG, "this part of the benchmark")
 
 
 if __name__ == "__main__":
