@@ -39,7 +39,8 @@ from conftest_mqtt import (
 )
 
 from edge.audio import load
-from edge.mqtt import MqttSink, config_from_options
+from edge.mqtt import config_from_options
+from edge.mqtt.sink import MqttSink
 from edge.recognizer import Result
 
 data = pytest.mark.data
