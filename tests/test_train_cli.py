@@ -86,7 +86,12 @@ def test_run_dir_files_and_model_contract(tiny):
     summary = json.loads(tiny["runs"]["folds"].stdout)["summary"]  # --json: stdout is JSON
     assert summary == json.loads((out / "report.json").read_text())["summary"]
     # scored the device's way, live (interim) and under a room condition too
-    assert 0 <= summary["interim_accuracy_mean"] <= 1
+    folds = json.loads((out / "report.json").read_text())["folds"]
+    assert summary["interim_accuracy_mean"] == pytest.approx(
+        np.mean([f["interim"]["accuracy"] for f in folds]))
+    for f in folds:  # a share of that fold's interim results
+        k = f["interim"]["accuracy"] * f["interim"]["n"]
+        assert f["interim"]["n"] > 0 and abs(k - round(k)) < 1e-6
     assert set(summary["conditions"]) == {"quiet"}
     assert "interim accuracy" in (out / "report.md").read_text()
 
