@@ -6,10 +6,6 @@ from __future__ import annotations
 import re
 import socket
 import ssl
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from edge.mqtt.config import MqttConfig
 
 
 def no_passphrase() -> bytes:
@@ -44,14 +40,15 @@ def alert_hint(reason: str) -> str:
     return ""
 
 
-def tls_hint(e: BaseException, c: MqttConfig) -> str:
+def tls_hint(e: BaseException, *, ca_file: str | None, host: str, port: int) -> str:
+    """What to try after a TLS failure connecting to ``host:port`` (``--mqtt-ca ca_file``)."""
     if isinstance(e, ssl.SSLCertVerificationError):
         return ("; give the CA that signed the broker's certificate with --mqtt-ca FILE"
-                if c.ca_file is None else
-                f"; is --mqtt-ca {c.ca_file} the CA that signed the broker's certificate,"
-                f" for the name {c.host!r}?")
+                if ca_file is None else
+                f"; is --mqtt-ca {ca_file} the CA that signed the broker's certificate,"
+                f" for the name {host!r}?")
     if "wrong version number" in ssl_reason(e):
-        return f"; is {c.port} a TLS port? (plain MQTT is mqtt://)"
+        return f"; is {port} a TLS port? (plain MQTT is mqtt://)"
     return ""
 
 

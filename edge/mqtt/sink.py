@@ -159,7 +159,8 @@ class MqttSink:
         try:
             self.client.connect(c.host, c.port, keepalive=KEEPALIVE_SECONDS)
         except ssl.SSLError as e:
-            raise MqttError(f"{c.url}: TLS failed: {ssl_reason(e)}{tls_hint(e, c)}") from None
+            hint = tls_hint(e, ca_file=c.ca_file, host=c.host, port=c.port)
+            raise MqttError(f"{c.url}: TLS failed: {ssl_reason(e)}{hint}") from None
         except (OSError, ValueError) as e:  # refused, unreachable, unknown host, timeout
             reachable = False
             hint = (f"; is {c.port} a TLS port? plain MQTT is mqtt://"
