@@ -8,7 +8,7 @@ it, the **interim accuracy**: the share of interim results (the utterance so far
 during speech, as ``edge-ser listen`` shows it live) whose label is the recording's.
 
 An :class:`EvalSet` is one corpus (a ``--data`` directory), clean or under one of the room
-conditions (:data:`train.augment.CONDITIONS`). Every contender scores the same recordings;
+conditions (:data:`train.conditions.CONDITIONS`). Every contender scores the same recordings;
 int8 and float versions of one trained model are compared recording by recording.
 
 Speaker independence: a bundle's metadata lists the speakers it was trained and validated
@@ -52,7 +52,7 @@ class EvalSet:
     """The corpus's name in the report (its directory's name, ``ravdess-speech-16k``)."""
     directory: str
     condition: str
-    """``"clean"`` or a :data:`train.augment.CONDITIONS` name."""
+    """``"clean"`` or a :data:`train.conditions.CONDITIONS` name."""
     spec: FeatureSpec
     hop: int
     """Frames per hop (interim results)."""

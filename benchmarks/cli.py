@@ -49,13 +49,12 @@ from benchmarks.stages import (
 )
 from edge.cli_errors import CliError
 from edge.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, EdgeSerError
-from edge.extras import missing_extra
+from edge.extras import run_command
+from train.conditions import CONDITIONS_HELP, ConditionsType
 
 PROG = "ser-bench"
 LATENCY_WINDOWS = 20
 """Real utterances the latency figures cycle through."""
-CONDITION_NAMES = report.CONDITIONS
-"""``train.augment.CONDITIONS``' names, in report order (checked against it when it loads)."""
 
 
 def parse_threads(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
@@ -66,19 +65,6 @@ def parse_threads(ctx: click.Context, param: click.Parameter, value: str) -> lis
     if not threads or threads[0] < 1:
         raise click.BadParameter(f"{value!r}: thread counts must be >= 1")
     return threads
-
-
-def parse_conditions(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    if names in ([], ["none"]):
-        return []
-    if names == ["all"]:
-        return list(CONDITION_NAMES)
-    unknown = [n for n in names if n not in CONDITION_NAMES]
-    if unknown:
-        raise click.BadParameter(f"{', '.join(unknown)}: choose from"
-                                 f" {', '.join(CONDITION_NAMES)}, all or none")
-    return [n for n in CONDITION_NAMES if n in names]
 
 
 def versions() -> dict[str, str | None]:
@@ -158,10 +144,8 @@ class _Stages:
 @click.option("--clips", type=click.IntRange(min=1), metavar="N",
               help="Score at most N clips per corpus, spread over speakers and labels."
                    "  [default: all]")
-@click.option("--conditions", default="all", show_default=True, callback=parse_conditions,
-              metavar="NAME,...", help="Room conditions to score the primary corpus's"
-                                        " held-out speakers under: quiet, reverb, noise,"
-                                        " combined, all or none.")
+@click.option("--conditions", type=ConditionsType(), default="all", show_default=True,
+              help=CONDITIONS_HELP)
 @click.option("--live-clips", type=click.IntRange(min=0), default=480, show_default=True,
               metavar="N", help="Clips in each int8 bundle's live recording (0: no live"
                                 " measurement).")
@@ -429,14 +413,7 @@ def main() -> None:
     """Console-script entry point. A module of the ``train`` extra missing where a part of
     the benchmark needs it is one line naming the extra (exit 2), not a traceback."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow, if a Keras model loads it
-    try:
-        cli(prog_name=PROG)
-    except ImportError as e:
-        extra = missing_extra(e, "this part of the benchmark")
-        if extra is None:
-            raise
-        click.echo(f"{PROG}: {extra}", err=True)
-        sys.exit(extra.exit_code)
+    run_command(lambda: cli(prog_name=PROG), PROG, "this part of the benchmark")
 
 
 if __name__ == "__main__":

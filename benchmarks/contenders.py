@@ -26,7 +26,7 @@ import numpy as np
 
 from edge.bundle import METADATA_NAME, Bundle, load_bundle, read_tflite_metadata
 from edge.errors import EdgeSerError, ModelError
-from edge.features import FeatureSpec, Normalizer
+from edge.features import DEFAULT_HOP_SECONDS, FeatureSpec, Normalizer
 
 TFLITE = "tflite"
 KERAS = "keras"
@@ -67,7 +67,7 @@ class Contender:
     family: str = ""
     """Contenders with the same non-empty family are int8/float versions of the same
     models (pooled folds); empty: decided by :func:`same_training`."""
-    hop_seconds: float = 0.5
+    hop_seconds: float = DEFAULT_HOP_SECONDS
     """Time between interim results, seconds (the bundle's or the run's)."""
 
     @property

@@ -20,6 +20,7 @@ from benchmarks.progress import say
 from benchmarks.recordings import hop_frames, load_recordings
 from edge.errors import ConfigError
 from edge.features import FeatureSpec
+from train.conditions import CONDITIONS
 from train.corpora import Utterance
 
 SHOWN_FAILURES = 5
@@ -80,13 +81,11 @@ def spec_groups(contenders: list[Contender], hop_seconds: float | None) -> list[
 def load_evalset(corpus: Corpus, group: SpecGroup, *, condition: str = CLEAN,
                  keep: np.ndarray | None = None, progress: bool = True) -> EvalSet:
     """The recordings of ``corpus`` (the ``keep`` utterances) for one spec group, clean or
-    under ``condition`` (a :data:`train.augment.CONDITIONS` name)."""
+    under ``condition`` (a :data:`train.conditions.CONDITIONS` name)."""
     utts = [u for u, k in zip(corpus.utterances, keep if keep is not None else
                               np.ones(len(corpus.utterances), bool)) if k]
     transform = None
     if condition != CLEAN:
-        from train.augment import CONDITIONS
-
         transform = CONDITIONS[condition]
     loaded = load_recordings(utts, group.spec, group.hop, condition=transform,
                              progress=progress, desc=f"{corpus.name} {condition}")

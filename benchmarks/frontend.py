@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.audio import load
-from edge.features import FeatureSpec
+from edge.features import DEFAULT_HOP_SECONDS, FeatureSpec
 from edge.frontend import FrontendConfig, MelStream, mel_power, mfcc
 
 
@@ -83,7 +83,7 @@ def window_clips(paths: list[Path], spec: FeatureSpec) -> list[np.ndarray]:
     return clips
 
 
-def run(paths: list[Path], *, repeats: int = 5, hop_seconds: float = 0.5) -> dict:
+def run(paths: list[Path], *, repeats: int = 5, hop_seconds: float = DEFAULT_HOP_SECONDS) -> dict:
     """All front-end figures as a JSON-able dict."""
     import librosa
     import python_speech_features as psf

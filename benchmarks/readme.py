@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.report import (
-    CONDITIONS,
+from benchmarks.formatting import (
     agreement_of,
     f_,
     kb,
@@ -23,6 +22,7 @@ from benchmarks.report import (
     params,
     table,
 )
+from train.conditions import NAMES as CONDITIONS
 
 HELD = "held-out speakers"
 FOLDS_NOTE = ("² held-out speakers, {n}-fold cross-validation of the same recipe: each"

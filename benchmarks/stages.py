@@ -25,7 +25,6 @@ from benchmarks.data import (
 )
 from benchmarks.progress import say
 from benchmarks.recordings import conditions_available
-from benchmarks.report import CONDITIONS as CONDITION_NAMES
 from edge.errors import ConfigError
 from edge.extras import TRAIN_EXTRA
 
@@ -78,13 +77,8 @@ def score_conditions(primary: Corpus, groups: list[SpecGroup], names: list[str],
         notes.append("room conditions skipped: they need the host's train extra (librosa,"
                      f" SciPy, tqdm; {TRAIN_EXTRA})")
         return {}
-    from train.augment import CONDITIONS
-
-    if set(CONDITION_NAMES) != set(CONDITIONS):
-        notes.append(f"train.augment.CONDITIONS is {sorted(CONDITIONS)}; ser-bench reports"
-                     f" {list(CONDITION_NAMES)}")
     out: dict[str, dict[str, Any]] = {}
-    for name in (n for n in names if n in CONDITIONS):
+    for name in names:
         merged: dict[str, Any] = {"models": {}, "comparisons": []}
         for group in groups:
             keep = condition_rows(list(group.contenders), primary)

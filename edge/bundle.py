@@ -37,7 +37,7 @@ from typing import Any
 
 from edge import integrity
 from edge.errors import ConfigError, ModelError, damaged_model
-from edge.features import FeatureSpec, Normalizer
+from edge.features import DEFAULT_HOP_SECONDS, FeatureSpec, Normalizer
 from edge.flatbuffer import (  # noqa: F401  (TFLITE_IDENTIFIER: re-exported for export/)
     METADATA_ENTRY_BUFFER,
     METADATA_ENTRY_NAME,
@@ -64,7 +64,7 @@ class BundleMetadata:
     labels: tuple[str, ...]
     features: FeatureSpec
     normalizer: Normalizer
-    hop_seconds: float = 0.5
+    hop_seconds: float = DEFAULT_HOP_SECONDS
     model: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     accuracy: dict[str, Any] = field(default_factory=dict)
@@ -133,7 +133,8 @@ class BundleMetadata:
             raise ModelError(f"{source}: bundle has {len(labels)} labels; need at least 2")
         return cls(
             labels=labels, features=features, normalizer=normalizer,
-            hop_seconds=float(data.get("hop_seconds", 0.5)), model=dict(data.get("model", {})),
+            hop_seconds=float(data.get("hop_seconds", DEFAULT_HOP_SECONDS)),
+            model=dict(data.get("model", {})),
             training=dict(data.get("training", {})), accuracy=dict(data.get("accuracy", {})),
             edge_ser_version=str(data.get("edge_ser_version", "")), sha256=sha256,
         )

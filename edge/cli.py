@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import sys
 import time
 from typing import Any
@@ -26,13 +25,9 @@ import click
 
 from edge import __version__
 from edge.cli_errors import CliError
-from edge.errors import (
-    EXIT_BAD_INPUT,
-    EXIT_BROKEN_PIPE,
-    EXIT_INTERRUPTED,
-    DeviceLost,
-    EdgeSerError,
-)
+from edge.errors import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EdgeSerError
+from edge.mqtt.config import given as mqtt_given
+from edge.mqtt.config import mqtt_options
 
 PROG = "edge-ser"
 _IMPORTED_AT = time.monotonic()
@@ -123,42 +118,7 @@ def cli() -> None:
               help="Also write the audio as it was heard (the source's rate, 32-bit float"
                    " WAV): `edge-ser predict FILE.wav` then gives the same utterances.")
 @threads_option
-@click.option("--mqtt", "mqtt_url", metavar="URL",
-              help="Also publish the results to an MQTT broker: mqtt://HOST[:1883] or"
-                   " mqtts://HOST[:8883] (TLS). Needs edge-ser[mqtt]. See 'MQTT' below.")
-@click.option("--mqtt-prefix", metavar="TOPIC",
-              help="Topic prefix: results go to PREFIX/DEVICE/emotion.  [default: edge-ser]")
-@click.option("--mqtt-device", metavar="ID",
-              help="Device id in the topics (letters, digits, _ and -).  [default: the host"
-                   " name]")
-@click.option("--mqtt-username", metavar="NAME",
-              help="User name.  [default: the URL's NAME@, else $EDGE_SER_MQTT_USERNAME]")
-@click.option("--mqtt-password-file", metavar="FILE",
-              help="Read the password from the first line of FILE.  [default:"
-                   " $EDGE_SER_MQTT_PASSWORD]")
-@click.option("--mqtt-ca", metavar="FILE",
-              help="mqtts: CA certificate(s), PEM, that the broker's certificate must chain"
-                   " to.  [default: the system's CAs]")
-@click.option("--mqtt-cert", metavar="FILE",
-              help="mqtts: client certificate (PEM), for a broker that requires one.")
-@click.option("--mqtt-key", metavar="FILE",
-              help="mqtts: the client certificate's unencrypted private key (PEM), unless it"
-                   " is in --mqtt-cert.")
-@click.option("--mqtt-interim", is_flag=True, default=None,
-              help="Also publish interim results (QoS 0) to PREFIX/DEVICE/interim.")
-@click.option("--mqtt-heartbeat", type=click.FloatRange(min=0.1), metavar="SECONDS",
-              help="Publish a heartbeat (QoS 0) to PREFIX/DEVICE/heartbeat every SECONDS.")
-@click.option("--mqtt-homeassistant", is_flag=True, default=None,
-              help="Home Assistant MQTT discovery: the device appears with two sensors,"
-                   " emotion and confidence.")
-@click.option("--mqtt-discovery-prefix", metavar="TOPIC",
-              help="Home Assistant's discovery prefix.  [default: homeassistant]")
-@click.option("--mqtt-queue", type=click.IntRange(min=1), metavar="N",
-              help="Final results kept while the broker is unreachable; when full, the"
-                   " oldest is dropped and counted.  [default: 1000]")
-@click.option("--mqtt-drain", type=click.FloatRange(min=0.0), metavar="SECONDS",
-              help="At the end, wait up to SECONDS for queued results to reach the broker."
-                   "  [default: 5]")
+@mqtt_options
 def listen(model: str | None, device: str | None, as_json: bool, hop: float | None,
            threshold: float, file: str | None, fast: bool, stdin_raw: int | None,
            duration: float | None, record: str | None, threads: int,
@@ -209,12 +169,14 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
     if fast and file is None:
         raise click.UsageError("--fast only applies to --file")
     mqtt_config = None
-    if any(v not in (None, False) for v in mqtt_options.values()):
+    if mqtt_given(mqtt_options):
         from edge.mqtt import config_from_options, import_paho
 
         mqtt_config = config_from_options(**mqtt_options)
         import_paho()  # before the model loads: a missing extra is said at once
-    from edge.native_stderr import quiet_native_stderr
+    from edge.live import LiveView
+    from edge.native_stderr import filtered_stderr
+    from edge.session import Session
     from edge.shipped import load_model_bundle
     from edge.sources import FileSource, MicSource, stdin_source
 
@@ -222,7 +184,7 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
     rate = bundle.metadata.features.frontend.sample_rate
     # PortAudio's and ALSA's C messages (at start-up, at an unplug) are kept off stderr
     # while a microphone is in use; edge-ser says what happened in its own line
-    quiet = quiet_native_stderr() if file is None and stdin_raw is None else \
+    quiet = filtered_stderr() if file is None and stdin_raw is None else \
         contextlib.nullcontext()
     with quiet:
         if file is not None:
@@ -233,113 +195,16 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
             source = stdin_source(stdin_raw)
         else:
             source = MicSource(device, preferred_rate=rate)
-        recorder = None
-        if record is not None:
-            from edge.audio import WavWriter
-
-            recorder = WavWriter(record, source.info.sample_rate)
-        try:
-            _listen(bundle, source, recorder, as_json=as_json, hop=hop, threshold=threshold,
-                    threads=threads, duration=duration, mqtt_config=mqtt_config)
-        except BaseException:
-            if recorder is not None and recorder.frames == 0:  # it never started: no file
-                with contextlib.suppress(Exception):
-                    recorder.close()
-                with contextlib.suppress(OSError):
-                    recorder.path.unlink()
-            raise
-
-
-def _listen(bundle, source, recorder, *, as_json: bool, hop: float | None, threshold: float,
-            threads: int, duration: float | None, mqtt_config) -> None:
-    """The listen session: the recogniser over the source, its view and sinks, the summary;
-    the exit status."""
-    import numpy as np
-
-    from edge.live import Listener, LiveView
-    from edge.recognizer import Recognizer
-
-    recognizer = Recognizer(bundle, input_rate=source.info.sample_rate, hop_seconds=hop,
-                            threads=threads, threshold=threshold)
-    view = LiveView(as_json=as_json, labels=bundle.metadata.labels)
-    on_result = view.show
-    sink = None
-    if mqtt_config is not None:
-        from edge.mqtt import MqttSink
-
-        sink = MqttSink(mqtt_config, labels=bundle.metadata.labels, model=bundle.path.stem,
-                        warn=_warn)
-        if sink.start() and not as_json:
-            _warn(f"mqtt: publishing to {mqtt_config.url} as {mqtt_config.topic('emotion')}")
-
-        def on_result(r: Any) -> None:
-            view.show(r)
-            sink.publish(r)
-
-    full_said = False
-
-    def record(block) -> None:  # what the recogniser processed: NaN/inf as zeros
-        nonlocal full_said
-        block = np.where(np.isfinite(block), block, np.float32(0.0))
-        if not recorder.write(block) and not full_said:
-            _warn(f"--record {recorder.path}: a WAV holds at most 4 GiB; recording stopped,"
-                  " listening goes on")
-            full_said = True
-
-    listener = Listener(recognizer, source, on_result=on_result, started=_IMPORTED_AT,
-                        max_seconds=duration, record=None if recorder is None else record)
-    if not as_json:
-        _warn(f"listening to {source.info.name} at {source.info.sample_rate} Hz with"
-              f" {bundle.path.name} ({bundle.metadata.kind}, {bundle.metadata.quantization});"
-              " Ctrl-C to stop")
-    failure = None
-    try:
-        with _stop_on_signals(listener):
-            try:
-                interrupted = listener.run()
-            except DeviceLost as e:
-                interrupted, failure = False, e
-    except BaseException:
-        if sink is not None:  # a closed pipe, a failing source: still say `offline`
-            sink.close()
-        raise
-    finally:
-        view.close()
-        if recorder is not None:
-            recorder.close()
-    summary = listener.summary(interrupted=interrupted)
-    if sink is not None:
-        summary.extra["mqtt"] = sink.close(summary.to_dict())
-    if failure is not None:
-        _warn(str(failure))
-    _warn(summary.line())
-    if sink is not None:
-        _warn(sink.summary_line())
+        session = Session(bundle, source, view=LiveView(as_json=as_json,
+                                                        labels=bundle.metadata.labels),
+                          hop_seconds=hop, threshold=threshold, threads=threads,
+                          max_seconds=duration, record=record, mqtt=mqtt_config, warn=_warn,
+                          announce=not as_json, started=_IMPORTED_AT)
+        outcome = session.run()
     if as_json:
-        _emit({"summary": summary.to_dict()})
-    if failure is not None:
-        sys.exit(failure.exit_code)
-    if interrupted and listener.stopped_by == "SIGINT":
-        sys.exit(EXIT_INTERRUPTED)
-
-
-@contextlib.contextmanager
-def _stop_on_signals(listener: Any):
-    """Ctrl-C and SIGTERM ask the listener to stop at the next block: what it has heard is
-    finished (the utterance under way gets its final) and summarised. SIGTERM then exits 0,
-    the status systemd counts as a clean stop; Ctrl-C 130. A second signal stops at once."""
-    def stop(signum, frame):
-        name = "SIGTERM" if signum == signal.SIGTERM else "SIGINT"
-        if listener.stop_requested is not None:
-            raise KeyboardInterrupt  # the second time: now
-        listener.request_stop(name)
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        _emit({"summary": outcome.summary.to_dict()})
+    if outcome.exit_code:
+        sys.exit(outcome.exit_code)
 
 
 # --------------------------------------------------------------------------------------

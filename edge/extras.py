@@ -2,16 +2,21 @@
 
 ``ser-train``, ``ser-export`` and parts of ``ser-bench`` need the ``train`` extra
 (TensorFlow, librosa, scikit-learn, ...), which a device install (``pip install edge-ser``)
-does not have. The command lines check for it before starting work (:func:`require`) and
-turn a missing module met later into the same message (:func:`missing_extra`). Only
-``importlib`` is used here: nothing is imported to find out whether it is installed.
+does not have. The command lines check for it before starting work and turn a missing
+module met later into the same message: :func:`needs_extra` around a piece of work,
+:func:`run_command` around a whole console script (the one wrapper ser-train, ser-export and
+ser-bench use). Only ``importlib`` is used here: nothing is imported to find out whether it
+is installed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable, Iterator
 
+from edge.cli_errors import CliError
 from edge.errors import EXIT_BAD_INPUT, EdgeSerError
 
 TRAIN_EXTRA = "pip install 'edge-ser[train]'"
@@ -60,3 +65,34 @@ def missing_extra(error: ImportError, what: str) -> ExtraMissingError | None:
     if isinstance(error, ModuleNotFoundError) and root in EXTRA_MODULES:
         return ExtraMissingError(_message(what, [root]))
     return None
+
+
+@contextlib.contextmanager
+def needs_extra(what: str, modules: Iterable[str] = ()) -> Iterator[None]:
+    """:func:`require` the ``modules``, then run the block; a module of the ``train`` extra
+    found missing inside it raises :class:`ExtraMissingError` (any other ImportError is a
+    bug and propagates)."""
+    require(what, modules)
+    try:
+        yield
+    except ImportError as e:
+        extra = missing_extra(e, what)
+        if extra is None:
+            raise
+        raise extra from None
+
+
+HELP_OPTIONS = frozenset({"-h", "--help"})
+
+
+def run_command(command: Callable[[], object], prog: str, what: str,
+                needs: Iterable[str] = ()) -> None:
+    """A host console script's body: ``command()`` (which loads and runs the click command)
+    under :func:`needs_extra` (``needs`` checked first, unless help is asked for); a missing
+    extra is ``PROG: ... pip install 'edge-ser[train]'`` on stderr and exit 2."""
+    try:
+        with needs_extra(what, () if HELP_OPTIONS & set(sys.argv[1:]) else needs):
+            command()
+    except ExtraMissingError as e:
+        CliError(e, prog).show()
+        sys.exit(e.exit_code)

@@ -21,6 +21,10 @@ from edge.frontend import LIBROSA, FrontendConfig
 INPUT_VERSION = 3
 """Version of the utterance -> input recipe; bundles with another version are refused."""
 
+DEFAULT_HOP_SECONDS = 0.5
+"""Time between interim results while someone speaks, seconds, where a bundle or run does not
+say otherwise (training writes it into every bundle; the one place this default is written)."""
+
 
 @dataclass(frozen=True)
 class FeatureSpec:

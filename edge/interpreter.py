@@ -12,18 +12,14 @@ as :class:`Quantization`; the output is dequantised as ``(q - zero_point) * scal
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import os
-import sys
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from edge.errors import ModelError, RuntimeMissingError
+from edge.native_stderr import filtered_stderr
 
 # (pip package, module, attribute path of the Interpreter class), in order of preference.
 BACKENDS: tuple[tuple[str, str, str], ...] = (
@@ -102,7 +98,7 @@ class TfliteModel:
         self.backend, interpreter_class = find_backend(backend)
         self.source = source
         try:
-            with _native_stderr_filtered():
+            with filtered_stderr():
                 self._interpreter = interpreter_class(model_content=model_bytes,
                                                       num_threads=threads)
                 self._interpreter.allocate_tensors()
@@ -149,34 +145,6 @@ class TfliteModel:
         if not q.quantized:
             return np.asarray(raw, dtype=np.float32)
         return ((raw.astype(np.float32) - np.float32(q.zero_point)) * np.float32(q.scale))
-
-
-_NATIVE_NOISE = ("INFO: Created TensorFlow Lite XNNPACK delegate",)
-
-
-@contextlib.contextmanager
-def _native_stderr_filtered() -> Iterator[None]:
-    """Hide the runtime's C++ INFO banner (written straight to file descriptor 2) and pass
-    every other native line through, so a user sees only lines that mean something."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured)
-        yield
-        return
-    with tempfile.TemporaryFile() as captured:
-        sys.stderr.flush()
-        saved = os.dup(fd)
-        os.dup2(captured.fileno(), fd)
-        try:
-            yield
-        finally:
-            os.dup2(saved, fd)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True):
-                if not line.startswith(_NATIVE_NOISE):
-                    sys.stderr.write(line)
-            sys.stderr.flush()
 
 
 def _reason(error: Exception) -> str:

@@ -11,7 +11,7 @@ import click
 
 from edge.cli_errors import CliError
 from edge.errors import EXIT_INTERRUPTED, EdgeSerError
-from edge.extras import missing_extra, require
+from edge.extras import needs_extra
 
 PROG = "ser-export"
 EXPORT_NEEDS = ("tensorflow", "keras", "librosa")
@@ -128,12 +128,10 @@ def main(run_dir, int8, out, calibration_clips, calibration_augmented, input_cli
     if expect_sha256 is not None or unchecked:
         raise click.UsageError("--expect-sha256 and --unchecked go with --rehash")
     try:
-        require("exporting", EXPORT_NEEDS)
-        from export.data import Calibration
+        with needs_extra("exporting", EXPORT_NEEDS):
+            from export.data import Calibration
     except EdgeSerError as e:
         raise CliError(e, PROG) from None
-    except ImportError as e:
-        _missing_or_raise(e)
 
     # TensorFlow's Python warnings (graph retracing as each fold's model is scored) are
     # not something a user can act on; errors still surface as exceptions.
@@ -141,20 +139,19 @@ def main(run_dir, int8, out, calibration_clips, calibration_augmented, input_cli
     quantization = "int8" if int8 else "float32"
     out = out if out is not None else Path(run_dir) / f"model-{quantization}.tflite"
     try:
-        from export.pipeline import ExportOptions, export_run
+        with needs_extra("exporting"):
+            from export.pipeline import ExportOptions, export_run
 
-        options = ExportOptions(
-            quantization=quantization,
-            calibration=Calibration(clips=calibration_clips,
-                                    augmented_copies=calibration_augmented,
-                                    input_clip=input_clip or None, seed=seed),
-            bias_correction=bias_correction, data=tuple(data), cache_dir=cache_dir,
-        )
-        report = export_run(run_dir, out, options)
+            options = ExportOptions(
+                quantization=quantization,
+                calibration=Calibration(clips=calibration_clips,
+                                        augmented_copies=calibration_augmented,
+                                        input_clip=input_clip or None, seed=seed),
+                bias_correction=bias_correction, data=tuple(data), cache_dir=cache_dir,
+            )
+            report = export_run(run_dir, out, options)
     except EdgeSerError as e:
         raise CliError(e, PROG) from None
-    except ImportError as e:
-        _missing_or_raise(e)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -165,29 +162,18 @@ def main(run_dir, int8, out, calibration_clips, calibration_augmented, input_cli
         click.echo(json.dumps(report))
 
 
-def _missing_or_raise(error: ImportError) -> None:
-    """One line naming the extra for a module of the ``train`` extra; anything else is a bug
-    and propagates."""
-    extra = missing_extra(error, "exporting")
-    if extra is None:
-        raise error
-    raise CliError(extra, PROG) from None
-
-
 def _rehash(old: Path, run_dir, out, expect_sha256, unchecked: bool, as_json: bool) -> None:
     if run_dir is not None:
         raise click.UsageError("--rehash OLD takes no RUN_DIR")
     if out is None:
         raise click.UsageError("--rehash OLD needs --out NEW.tflite (it may be OLD itself)")
     try:
-        require("--rehash", REHASH_NEEDS)
-        from export.rehash import rehash
+        with needs_extra("--rehash", REHASH_NEEDS):
+            from export.rehash import rehash
 
-        summary = rehash(old, out, expect_sha256=expect_sha256, unchecked=unchecked)
+            summary = rehash(old, out, expect_sha256=expect_sha256, unchecked=unchecked)
     except EdgeSerError as e:
         raise CliError(e, PROG) from None
-    except ImportError as e:
-        _missing_or_raise(e)
     click.echo(f"wrote {out} ({summary['size_bytes']:,} bytes, format 2, checksum"
                f" {summary['checksum'][:16]}...): {old} checked against {summary['reference']},"
                f" same outputs on {summary['inputs_compared']} inputs", err=True)

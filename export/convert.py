@@ -9,10 +9,8 @@ than leaving a float op in the graph.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import sys
 import tempfile
 from collections.abc import Iterator
 
@@ -22,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
+from edge.native_stderr import filtered_stderr  # noqa: E402
 from export.errors import ExportError  # noqa: E402
 from export.graph import require_full_int8, summarize  # noqa: E402
 from train.lstm import with_unrolled_lstm  # noqa: E402
@@ -48,23 +47,6 @@ def representative_dataset(inputs: np.ndarray):
             yield [x[None]]
 
     return generate
-
-
-@contextlib.contextmanager
-def _native_stderr_captured(log: list[str]):
-    """Send what native code writes to file descriptor 2 (the MLIR converter's chatter) into
-    ``log`` instead of the terminal; Python's own stderr is unaffected."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            log.extend(sink.read().decode("utf-8", errors="replace").splitlines())
 
 
 def _first_error(message: str, log: list[str]) -> str:
@@ -113,7 +95,7 @@ def convert(core, quantization: str, calibration: np.ndarray | None = None) -> b
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         log: list[str] = []
         try:
-            with _native_stderr_captured(log):
+            with filtered_stderr(log):
                 return bytes(converter.convert())
         except Exception as e:  # the converter raises ConverterError, RuntimeError, ...
             raise ExportError(f"TFLite {quantization} conversion failed:"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import ConfigError, ModelError
-from edge.features import FeatureSpec, Normalizer
+from edge.features import DEFAULT_HOP_SECONDS, FeatureSpec, Normalizer
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -87,7 +87,7 @@ def read_run(directory: str | Path) -> RunConfig:
         raise ConfigError(f"{path}: label_map names classes not in labels: {unknown}")
     return RunConfig(
         directory=d, spec=spec, labels=labels, normalizer=normalizer, model=model,
-        hop_seconds=float(data.get("hop_seconds", 0.5)),
+        hop_seconds=float(data.get("hop_seconds", DEFAULT_HOP_SECONDS)),
         training=dict(data.get("training") or {}), accuracy=dict(data.get("accuracy") or {}),
         label_map={str(k): str(v) for k, v in label_map.items()},
         versions=dict(data.get("versions") or {}),

@@ -35,6 +35,7 @@ from typing import Any, Callable
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
+from conftest import skip_or_fail
 from conftest_edge import EDGE_SER
 
 RATE = 16000
@@ -49,9 +50,7 @@ def require_tools(*tools: str) -> None:
     if missing:
         message = (f"{', '.join(missing)} not installed; apt-get install"
                    f" {' '.join(missing)} (make test does: tools/sysdeps.sh)")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(message)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[1]
 PULSE_SH = REPO / "tools" / "pulse.sh"
@@ -62,9 +63,7 @@ def require_pulse() -> None:
     if missing:
         message = (f"PulseAudio tools missing ({', '.join(missing)});"
                    f" apt-get install {PACKAGES} (make test does: tools/sysdeps.sh)")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(message)
 
 
 def parse_exports(text: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ from benchmarks.fuzz import (
     run_mutants,
     speech_like_clip,
 )
+from edge.bundle import load_bundle
 
 SEED = 14
 MUTANTS = 300
@@ -55,7 +56,9 @@ def test_the_undamaged_bundle_is_accepted(original, clip, tmp_path):
                            str(clip)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     (line,) = done.stdout.splitlines()
-    assert json.loads(line)["label"] is not None
+    result = json.loads(line)
+    assert result["label"] == max(result["probs"], key=result["probs"].get)
+    assert list(result["probs"]) == list(load_bundle(path).metadata.labels)
 
 
 def test_mutants_cover_every_kind_and_region(damaged, original):

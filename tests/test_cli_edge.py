@@ -373,3 +373,49 @@ def test_listen_duration_stops_after_that_much_audio(model, wavs, tmp_path):
     hops = [h for h in results if h["event"] != "final"]
     # a hop every 50 frames; frame k ends 22 ms after 10*k ms: 0.522, 1.022, ... 6.522 s
     assert len(hops) == 13 and hops[-1]["t"] <= 7.0
+
+
+def listen_json(model: str, wav: Path, *args: str) -> tuple[list[dict], dict]:
+    r = edge_ser("listen", "--file", str(wav), "--fast", "--json", "--model", model, *args)
+    assert r.returncode == 0, r.stderr
+    *results, last = lines(r.stdout)
+    return results, last["summary"]
+
+
+@pytest.mark.parametrize("hop", [None, 0.25, 0.75])
+def test_hop_sets_the_grid_of_interim_results(model, wavs, hop):
+    """`listen --hop S`: an interim or no-speech result every S seconds of audio (the
+    bundle's 0.5 s without it), on one grid from the start of the stream."""
+    results, summary = listen_json(model, wavs[0], *(["--hop", str(hop)] if hop else []))
+    step = hop or 0.5
+    times = np.array([r["t"] for r in results if r["event"] != "final"])
+    assert times.size >= 4
+    assert np.allclose(np.diff(times), step, atol=1e-3), np.diff(times)
+    assert np.allclose((times - times[0]) / step, np.round((times - times[0]) / step))
+    assert summary["hops"] == times.size
+    assert summary["hops"] == pytest.approx(summary["audio_seconds"] / step, abs=1.5)
+
+
+def test_uncertain_follows_the_threshold(model, wavs):
+    """`--threshold T` marks exactly the results whose confidence is below T uncertain, in
+    predict and in listen; T between two utterances' confidences splits them."""
+    r = edge_ser("predict", "--json", "--model", model, *map(str, wavs))
+    assert r.returncode == 0, r.stderr
+    confidences = sorted(u["confidence"] for f in lines(r.stdout) for u in f["utterances"])
+    assert len(set(confidences)) >= 3
+    middle = (confidences[len(confidences) // 2 - 1] + confidences[len(confidences) // 2]) / 2
+    for threshold in (0.0, middle, 1.0):
+        r = edge_ser("predict", "--json", "--model", model, "--threshold", str(threshold),
+                     *map(str, wavs))
+        assert r.returncode == 0, r.stderr
+        utterances = [u for f in lines(r.stdout) for u in f["utterances"]]
+        assert [u["uncertain"] for u in utterances] == \
+            [u["confidence"] < threshold for u in utterances]
+        assert any(u["uncertain"] for u in utterances) == (threshold > confidences[0])
+        assert all(u["uncertain"] for u in utterances) == (threshold > confidences[-1])
+        results, summary = listen_json(model, wavs[0], "--threshold", str(threshold))
+        spoken = [h for h in results if h["event"] != "no_speech"]
+        assert spoken and all(h["uncertain"] == (h["confidence"] < threshold)
+                              for h in spoken)
+        finals = [h for h in spoken if h["event"] == "final"]
+        assert summary["uncertain_utterances"] == sum(h["uncertain"] for h in finals)

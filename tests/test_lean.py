@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import LEAN_ENV
 from conftest_edge import CLIPS, ravdess_wavs, shipped, write_wav
 
 REPO = Path(__file__).resolve().parents[1]
@@ -196,7 +197,8 @@ def lean_edge_runs(tmp_path_factory) -> dict[str, tuple[subprocess.Popen, Path]]
             proc = subprocess.Popen(
                 [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp",
                  str(out / "tmp"), *map(str, files)],
-                cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True)
+                cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True,
+                env={**os.environ, LEAN_ENV: kind})
         runs[kind] = (proc, out / "pytest.log")
     yield runs
     for proc, _ in runs.values():

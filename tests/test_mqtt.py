@@ -39,7 +39,8 @@ from conftest_mqtt import (
 )
 
 from edge.audio import load
-from edge.mqtt import MqttSink, config_from_options
+from edge.mqtt import config_from_options
+from edge.mqtt.sink import MqttSink
 from edge.recognizer import Result
 
 data = pytest.mark.data
@@ -200,7 +201,8 @@ def check_discovery(kept: dict, *, labels: list[str], model: str, state: dict) -
     assert emotion["json_attributes_topic"] == f"{BASE}/state"
     assert confidence["value_template"] == "{{ (value_json.confidence * 100) | round(1) }}"
     assert confidence["unit_of_measurement"] == "%"
-    assert 0.0 <= state["confidence"] <= 1.0
+    assert state["confidence"] == pytest.approx(max(state["probs"].values()), abs=1e-3)
+    assert state["label"] == max(state["probs"], key=state["probs"].get)
 
 
 # --------------------------------------------------------------------------------------

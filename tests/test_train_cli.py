@@ -95,7 +95,12 @@ def test_run_dir_files_and_model_contract(tiny):
     summary = json.loads(tiny["runs"]["folds"].stdout)["summary"]  # --json: stdout is JSON
     assert summary == json.loads((out / "report.json").read_text())["summary"]
     # scored the device's way, live (interim) and under a room condition too
-    assert 0 <= summary["interim_accuracy_mean"] <= 1
+    folds = json.loads((out / "report.json").read_text())["folds"]
+    assert summary["interim_accuracy_mean"] == pytest.approx(
+        np.mean([f["interim"]["accuracy"] for f in folds]))
+    for f in folds:  # a share of that fold's interim results
+        k = f["interim"]["accuracy"] * f["interim"]["n"]
+        assert f["interim"]["n"] > 0 and abs(k - round(k)) < 1e-6
     assert set(summary["conditions"]) == {"quiet"}
     assert "interim accuracy" in (out / "report.md").read_text()
 
@@ -308,3 +313,17 @@ def test_rf_baseline_on_two_synthetic_corpora(tmp_path):
         assert not set(f["test_speakers"]) & set(f["train_speakers"])
     assert (out / "confusion.png").stat().st_size > 0 and (out / "report.md").is_file()
     assert json.loads(r.stdout)["summary"]["folds"] == 2
+
+
+@pytest.mark.parametrize(("folds", "says"), [("0", "--folds 0: must be >= 2"),
+                                             ("1", "--folds 1: must be >= 2"),
+                                             ("4", "--folds 4: the data has 3 speakers")])
+def test_folds_are_checked_before_any_feature_is_computed(tmp_path, folds, says):
+    make_tree(tmp_path / "data", [f"03-01-0{e}-01-01-01-{a:02d}.wav"
+                                  for a in (1, 2, 3) for e in (1, 4, 5)], seconds=0.6)
+    cache = tmp_path / "cache"
+    r = ser_train("--data", str(tmp_path / "data"), "--folds", folds, "--epochs", "1",
+                  "--cache-dir", str(cache), "--out", str(tmp_path / "run"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == f"ser-train: {says}" or says in r.stderr
+    assert not cache.exists() and not (tmp_path / "run").exists()  # nothing computed

@@ -7,8 +7,9 @@ import hashlib
 
 import numpy as np
 import pytest
+from conftest import require_module  # noqa: E402
 
-keras = pytest.importorskip("keras")
+keras = require_module("keras")
 
 from keras import layers  # noqa: E402
 
@@ -97,7 +98,7 @@ def test_models_with_keras_lstm_are_swapped_with_the_same_weights():
 def test_int8_conversion_is_full_integer_every_time():
     """Eight conversions in a row of the same model: all full int8, one flatbuffer, with the
     gates as builtin int8 ops and no SPLIT at all."""
-    pytest.importorskip("tensorflow")
+    require_module("tensorflow")
     from export.convert import convert_full_int8
     from export.graph import summarize
 

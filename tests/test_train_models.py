@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import require_module  # noqa: E402
 
-keras = pytest.importorskip("keras")
+keras = require_module("keras")
 
 from edge.errors import ConfigError  # noqa: E402
 from edge.features import Normalizer  # noqa: E402

@@ -13,6 +13,7 @@ import click
 from edge.cli_errors import CliError
 from edge.errors import EXIT_INTERRUPTED, EdgeSerError
 from edge.features import FeatureSpec
+from train.conditions import CONDITIONS_HELP, ConditionsType
 
 MODELS = ("cnn", "cnn-lstm", "rf")
 CORPORA = ("ravdess", "crema-d", "tess", "savee", "emodb", "nemo", "csv")
@@ -95,10 +96,8 @@ def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
 @click.option("--eval-data", "eval_data", multiple=True, type=click.Path(path_type=Path),
               help="A corpus scored but never trained on (leave-one-corpus-out), by every fold"
                    " model and the shipped one. Repeatable.")
-@click.option("--conditions", default=",".join(("quiet", "reverb", "noise", "combined")),
-              show_default=True,
-              help="Room conditions the held-out speakers are also scored under"
-                   " (comma-separated; 'none' or empty for none).")
+@click.option("--conditions", type=ConditionsType(), default="all", show_default=True,
+              help=CONDITIONS_HELP)
 @click.option("--teacher", "teachers", multiple=True, type=click.Path(path_type=Path),
               metavar="RUN_DIR",
               help="Distil from this run's models (repeatable: their average teaches), fold by"
@@ -190,7 +189,7 @@ def _main(*, data, corpora, kind, out, folds, repeats, final, cv_from, test_acto
         raise ConfigError(f"--corpus given {len(corpora)} times for {len(data)} --data:"
                           " give one per --data, in the same order, or none")
     for name, value, low in (("--epochs", epochs, 1), ("--batch-size", batch_size, 1),
-                             ("--repeats", repeats, 1),
+                             ("--repeats", repeats, 1), ("--folds", folds, 2),
                              ("--val-speakers", val_speakers, 0), ("--aug-copies", aug_copies, 0)):
         if value < low:
             raise ConfigError(f"{name} {value}: must be >= {low}")
@@ -211,14 +210,6 @@ def _main(*, data, corpora, kind, out, folds, repeats, final, cv_from, test_acto
             raise ConfigError(f"--data {root}: no usable {corpus.name} files")
         utterances.extend(corpus.utterances)
         sources.append({"corpus": corpus.name, "path": str(Path(root).resolve())})
-    from train.augment import CONDITIONS
-
-    chosen = () if conditions.strip().lower() == "none" else \
-        tuple(c.strip() for c in conditions.split(",") if c.strip())
-    unknown = sorted(set(chosen) - set(CONDITIONS))
-    if unknown:
-        raise ConfigError(f"--conditions: unknown {', '.join(unknown)}"
-                          f" (choose from {', '.join(CONDITIONS)})")
     extra_utts = []
     extra_sources = []
     for root in extra_data:
@@ -246,6 +237,9 @@ def _main(*, data, corpora, kind, out, folds, repeats, final, cv_from, test_acto
     label_map = parse_classes(classes, {u.label for u in [*utterances, *extra_utts]})
     speakers = sorted({u.speaker for u in utterances})
     test = _parse_actors(test_actors, speakers) if test_actors else None
+    if test is None and cv_from is None and folds > len(speakers):
+        raise ConfigError(f"--folds {folds}: the data has {len(speakers)} speakers; each fold"
+                          " needs at least one to test")
     command = "ser-train " + shlex.join(sys.argv[1:])
     if kind == "rf":
         from train.baseline import run_baseline
@@ -277,7 +271,7 @@ def _main(*, data, corpora, kind, out, folds, repeats, final, cv_from, test_acto
                           spec_augment=TrainConfig().spec_augment if augment
                           else None),
         augment=WaveAugment() if augment else None, aug_copies=aug_copies,
-        conditions=chosen, eval_data=tuple(eval_sources), extra_data=tuple(extra_sources),
+        conditions=conditions, eval_data=tuple(eval_sources), extra_data=tuple(extra_sources),
         teachers=tuple(Path(t) for t in teachers),
         cache_dir=cache_dir, use_cache=not no_cache, command=command,
     )

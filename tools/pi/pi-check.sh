@@ -308,15 +308,7 @@ build_rootfs() {
 # ---------------------------------------------------------------- 3. wheels
 HOST_PY=""
 pinned_deps() {  # the EDGE_DEPS, pinned to the host venv's versions where it has them
-    "$HOST_PY" - "${EDGE_DEPS[@]}" <<'EOF'
-import sys
-from importlib import metadata
-for name in sys.argv[1:]:
-    try:
-        print(f"{name}=={metadata.version(name)}")
-    except metadata.PackageNotFoundError:
-        print(name)
-EOF
+    "$HOST_PY" "$HERE/pins.py" "${EDGE_DEPS[@]}"
 }
 
 ensure_wheels() {
@@ -433,142 +425,28 @@ ensure_venv() {  # the dependency wheels, cached in the root until the wheel set
 }
 
 # ---------------------------------------------------------------- 5. clips
+# tools/pi/clips.py, on the host (the project's venv): RAVDESS names parsed by train.corpora,
+# the WAVs both sides read written there; nothing of it runs in the Pi.
 select_clips() {  # prints $PI_CLIPS RAVDESS files: all emotions, the last actors first
-    "$HOST_PY" - "$SER_DATA" "$PI_CLIPS" <<'EOF'
-import sys
-from pathlib import Path
-
-root, n = Path(sys.argv[1]), int(sys.argv[2])
-files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".wav", ".flac"))
-by = {}
-for p in files:
-    parts = p.stem.split("-")
-    if len(parts) == 7 and parts[1] == "01":            # speech
-        by.setdefault((int(parts[6]), int(parts[2])), []).append(p)
-actors = sorted({a for a, _ in by}, reverse=True)        # held-out actors have the top numbers
-emotions = sorted({e for _, e in by})
-if not actors:
-    sys.exit(f"no RAVDESS speech files under {root}")
-chosen, i = [], 0
-while len(chosen) < n and i < 8 * n:
-    a, e = actors[i % len(actors)], emotions[i % len(emotions)]
-    pool = [p for p in by.get((a, e), []) if p not in chosen]
-    if pool:
-        chosen.append(pool[(i // len(emotions)) % len(pool)])
-    i += 1
-print("\n".join(str(p) for p in chosen))
-EOF
+    "$HOST_PY" "$HERE/clips.py" select "$SER_DATA" "$PI_CLIPS"
 }
 
 select_join() {  # prints two RAVDESS files to join: one actor, one emotion, statements 1 and 2
-    "$HOST_PY" - "$SER_DATA" <<'EOF'
-import sys
-from pathlib import Path
-
-root = Path(sys.argv[1])
-files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".wav", ".flac"))
-by = {}
-for p in files:
-    parts = p.stem.split("-")
-    if len(parts) == 7 and parts[1] == "01":            # speech
-        # actor, emotion, intensity, repetition -> statement -> file
-        key = (int(parts[6]), parts[2], parts[3], parts[5])
-        by.setdefault(key, {})[parts[4]] = p
-# the last actor first, strong angry (05-02) first: long, loud sentences
-pairs = sorted((k for k, v in by.items() if {"01", "02"} <= v.keys()),
-               key=lambda k: (-k[0], (k[1], k[2]) != ("05", "02"), k))
-if not pairs:
-    sys.exit(f"pi-check: no actor with both RAVDESS statements under {root}")
-print(by[pairs[0]]["01"])
-print(by[pairs[0]]["02"])
-EOF
+    "$HOST_PY" "$HERE/clips.py" pair "$SER_DATA"
 }
 
 to_wav() {  # to_wav DIR FILE... : WAVs as they are, anything else decoded to 16-bit WAV
-    local dir=$1
-    shift
-    "$HOST_PY" - "$dir" "$@" <<'EOF'
-import shutil
-import sys
-from pathlib import Path
-
-out = Path(sys.argv[1])
-for src in map(Path, sys.argv[2:]):
-    if src.suffix.lower() == ".wav":
-        shutil.copyfile(src, out / src.name)
-        continue
-    try:
-        import soundfile
-    except ImportError:
-        sys.exit("pi-check: the clips are not WAV and the host venv has no soundfile to decode them")
-    data, rate = soundfile.read(str(src), dtype="int16", always_2d=True)
-    soundfile.write(str(out / (src.stem + ".wav")), data, rate, subtype="PCM_16")
-EOF
+    "$HOST_PY" "$HERE/clips.py" to-wav "$@"
 }
 
 concat_wavs() {  # concat_wavs OUT NAME... : the clips (in $RUN_DIR_HOST/clips) end to end
-    local out=$1
-    shift
-    "$HOST_PY" - "$out" "$@" <<'EOF'
-import sys
-import wave
-from pathlib import Path
-
-out = Path(sys.argv[1])
-params, frames = None, []
-for name in sys.argv[2:]:
-    with wave.open(str(out.parent / name), "rb") as w:
-        p = (w.getnchannels(), w.getsampwidth(), w.getframerate())
-        if params is not None and p != params:
-            sys.exit(f"pi-check: {name} is {p}, the others {params}: cannot join them")
-        params = p
-        frames.append(w.readframes(w.getnframes()))
-with wave.open(str(out), "wb") as w:
-    w.setnchannels(params[0])
-    w.setsampwidth(params[1])
-    w.setframerate(params[2])
-    w.writeframes(b"".join(frames))
-EOF
+    "$HOST_PY" "$HERE/clips.py" concat "$@"
 }
 
 join_wavs() {  # join_wavs OUT A B : A's speech then B's with only ~0.2 s of their quiet
     # between (less than the endpointer's 0.4 s pause): one utterance longer than a model
-    # window, hence several windows of scores. A's leading and B's trailing quiet are kept.
-    "$HOST_PY" - "$@" <<'EOF'
-import sys
-import wave
-
-import numpy as np
-
-out, names = sys.argv[1], sys.argv[2:]
-clips, params = [], None
-for name in names:
-    with wave.open(name, "rb") as w:
-        p = (w.getnchannels(), w.getsampwidth(), w.getframerate())
-        if p[:2] != (1, 2) or (params is not None and p != params):
-            sys.exit(f"pi-check: {name} is {p}: cannot join it (want mono 16-bit, alike)")
-        params = p
-        clips.append(np.frombuffer(w.readframes(w.getnframes()), dtype="<i2"))
-rate = params[2]
-hop, pad = rate // 100, rate // 10     # 10 ms frames, 100 ms kept either side of speech
-
-
-def speech_span(x):  # first and last sample of the frames within 40 dB of the loudest
-    n = len(x) // hop
-    rms = np.sqrt(np.mean(x[: n * hop].astype(np.float64).reshape(n, hop) ** 2, axis=1))
-    db = 20 * np.log10(rms + 1e-9)
-    on = np.flatnonzero(db > db.max() - 40.0)
-    return max(0, on[0] * hop - pad), min(len(x), (on[-1] + 1) * hop + pad)
-
-
-a, b = clips
-joined = np.concatenate([a[: speech_span(a)[1]], b[speech_span(b)[0]:]])
-with wave.open(out, "wb") as w:
-    w.setnchannels(1)
-    w.setsampwidth(2)
-    w.setframerate(rate)
-    w.writeframes(joined.astype("<i2").tobytes())
-EOF
+    # window, hence several windows of scores (tools/pi/clips.py)
+    "$HOST_PY" "$HERE/clips.py" join "$@"
 }
 
 # ---------------------------------------------------------------- main
