@@ -5,7 +5,7 @@ recording goes through the endpointer, each utterance through its windows, and t
 the speech-weighted average of its utterances (:mod:`train.windows`), exactly what
 ``edge-ser predict`` gives for the file. Beside that clean accuracy, each fold reports the
 interim accuracy (the utterance so far at every hop, as ``listen`` shows it live), the same
-held-out speakers under the room conditions of :data:`train.augment.CONDITIONS`, and any
+held-out speakers under the room conditions of :data:`train.conditions.CONDITIONS`, and any
 ``--eval-data`` corpus (never trained on).
 
 Layout of RUN_DIR::
@@ -33,8 +33,9 @@ import numpy as np
 
 from edge import __version__
 from edge.errors import ConfigError
-from edge.features import FeatureSpec, Normalizer
-from train.augment import CONDITIONS, WaveAugment
+from edge.features import DEFAULT_HOP_SECONDS, FeatureSpec, Normalizer
+from train.augment import WaveAugment
+from train.conditions import CONDITIONS
 from train.corpora import Utterance
 from train.dataset import (
     Recording,
@@ -63,8 +64,6 @@ from train.windows import (
     mean_by,
     recording_probabilities,
 )
-
-HOP_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -144,7 +143,7 @@ def save_model(directory: Path, result: FitResult, plan: RunPlan, labels: list[s
         "normalization": normalizer.to_dict(),
         "model": {"kind": plan.train.kind, "parameters": int(core.count_params()),
                   "multiply_adds": multiply_adds(core)},
-        "hop_seconds": HOP_SECONDS, "training": training, "accuracy": accuracy,
+        "hop_seconds": DEFAULT_HOP_SECONDS, "training": training, "accuracy": accuracy,
         "versions": versions(),
     })
 
@@ -181,7 +180,7 @@ def _scores(y: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[str, A
 def interim_accuracy(model, recordings: list[Recording], y: np.ndarray, spec: FeatureSpec
                      ) -> dict[str, Any]:
     """Accuracy of the interim results (utterance so far, every hop) of held-out speakers."""
-    hop = max(1, int(round(HOP_SECONDS * spec.frames_per_second)))
+    hop = max(1, int(round(DEFAULT_HOP_SECONDS * spec.frames_per_second)))
     x, interim, owner = interim_inputs(recordings, spec, hop)
     if len(x) == 0:
         return {"accuracy": 0.0, "n": 0}
