@@ -466,14 +466,19 @@ def info(model: str | None, as_json: bool) -> None:
     """Show a model bundle's metadata: labels, features, model, training, accuracy.
 
     MODEL is a .tflite path or a shipped name; without it, the default model. The shipped
-    models are listed too.
+    models are listed too, and the licences: the code's, and the weights' (those of the
+    corpora the model was trained on; the shipped weights are for non-commercial use).
     """
+    from edge.licences import CODE_LICENCE, NOTICE, weights_licence
     from edge.shipped import default_model, load_model_bundle, shipped_models
 
     bundle = load_model_bundle(model)
     meta = bundle.metadata
+    licence = {"code": CODE_LICENCE, "weights": weights_licence(meta.training),
+               "notice": str(NOTICE)}
     if as_json:
-        _emit({"path": str(bundle.path), "size_bytes": bundle.size_bytes, **meta.to_dict()})
+        _emit({"path": str(bundle.path), "size_bytes": bundle.size_bytes, **meta.to_dict(),
+               "licence": licence})
         return
     spec = meta.features
     fe, ep = spec.frontend, spec.endpoint
@@ -496,6 +501,8 @@ def info(model: str | None, as_json: bool) -> None:
           for i, (key, value) in enumerate(sorted(meta.accuracy.items()))],
         f"edge-ser     {meta.edge_ser_version or '?'}",
         f"integrity    sha256 {meta.sha256[:16]}... (verified on load)",
+        f"licence      code {licence['code']}; {licence['weights']}",
+        f"notice       {licence['notice']}",
     ]
     click.echo("\n".join(lines))
     shipped = shipped_models()

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 
 from edge.errors import EXIT_BAD_INPUT, EdgeSerError
 
-TRAIN_EXTRA = "pip install 'edge-ser[train]'"
+TRAIN_EXTRA = "pip install './edge-ser[train]'"
+"""From the checkout (``./edge-ser``): there is no release on a package index yet."""
 EXTRA_MODULES = {
     "tensorflow": "TensorFlow", "keras": "Keras", "librosa": "librosa",
     "sklearn": "scikit-learn", "scipy": "SciPy", "python_speech_features":
@@ -33,7 +34,7 @@ class ExtraMissingError(EdgeSerError):
 def _message(what: str, missing: list[str]) -> str:
     names = ", ".join(EXTRA_MODULES.get(m, m) for m in missing)
     return (f"{what} needs {names}, which this install does not have (an edge-only install);"
-            f" install the host extra: {TRAIN_EXTRA}")
+            f" install the host extra from an edge-ser checkout: {TRAIN_EXTRA}")
 
 
 def installed(module: str) -> bool:
