@@ -1,9 +1,10 @@
 """Host commands on an edge-only install: one line naming the extra to install, exit 2.
 
 ``ser-train``, ``ser-export`` and parts of ``ser-bench`` need the ``train`` extra
-(TensorFlow, librosa, scikit-learn, ...), which a device install (``pip install edge-ser``)
-does not have. The command lines check for it before starting work (:func:`require`) and
-turn a missing module met later into the same message (:func:`missing_extra`). Only
+(TensorFlow, librosa, scikit-learn, ...), which a device install (the wheel or checkout
+without extras) does not have. The command lines check for it before starting work
+(:func:`require`) and turn a missing module met later into the same message
+(:func:`missing_extra`). Only
 ``importlib`` is used here: nothing is imported to find out whether it is installed.
 """
 

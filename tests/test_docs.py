@@ -231,6 +231,15 @@ def test_every_option_is_documented(command):
     assert missing == [], f"docs/cli.md lacks {command} {missing}"
 
 
+def test_exit_statuses_are_the_ones_the_code_uses():
+    from edge import errors
+
+    codes = {v for k, v in vars(errors).items() if k.startswith("EXIT_")}
+    text = (REPO / "docs" / "cli.md").read_text()
+    section = text[text.index("## Exit status"):text.index("## listen")]
+    assert {int(c) for c in re.findall(r"^\| (\d+) \|", section, re.M)} == codes
+
+
 # --------------------------------------------------------------------------------------
 # The README
 # --------------------------------------------------------------------------------------
@@ -243,3 +252,6 @@ def test_readme_is_short_with_a_picture_and_links_every_page():
     assert "make demo" in text and "make test" in text
     for page in sorted((REPO / "docs").glob("*.md")):
         assert f"](docs/{page.name})" in text, page.name
+    first_screen = "\n".join(text.splitlines()[:40])  # how to run on a Pi, train, publish
+    for page in ("install", "training", "mqtt"):
+        assert f"](docs/{page}.md)" in first_screen, page

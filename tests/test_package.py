@@ -177,6 +177,25 @@ def test_predict_and_listen_from_the_wheel(installed):
     assert "summary" in events[-1]
 
 
+def test_weights_licence_names_every_training_corpus():
+    from edge.licences import weights_licence
+
+    line = weights_licence({"corpora": ["ravdess"], "extra_corpora": ["ravdess", "savee",
+                                                                      "nemo"]})
+    assert line == ("weights trained on RAVDESS (CC BY-NC-SA 4.0), SAVEE (research use only),"
+                    " nEMO (CC BY-NC-SA 4.0): non-commercial use only, share-alike")
+    assert weights_licence({"corpora": ["csv"]}) == "weights trained on csv (its own licence)"
+    assert "not recorded" in weights_licence({})
+
+
+def test_info_json_carries_the_licences():
+    result = CliRunner().invoke(cli, ["info", "--json"])
+    assert result.exit_code == 0, result.output
+    licence = json.loads(result.stdout)["licence"]
+    assert licence["code"] == "Apache-2.0" and "RAVDESS" in licence["weights"]
+    assert Path(licence["notice"]).read_bytes() == (MODELS / "NOTICE").read_bytes()
+
+
 def test_version_is_one_number_everywhere():
     """pyproject takes the version from edge.__version__; ``--version`` prints it, and the
     changelog's newest release is it."""

@@ -2,7 +2,8 @@
 # Build edge-ser's wheel and sdist from a clean copy of the sources, as a fresh clone has them.
 #
 #   bash tools/dist.sh OUT_DIR            the working tree (tracked files and new files that
-#                                         are not ignored; what `make test` checks)
+#                                         are not ignored; what `make test` and `make pi-check`
+#                                         install)
 #   bash tools/dist.sh OUT_DIR vX.Y.Z     a tag (`make dist`; git archive of that commit)
 #
 # `python -m build` makes the sdist and then the wheel from the unpacked sdist (so a file the
@@ -31,11 +32,16 @@ if [ -n "$ref" ]; then
     die "$ref is not a tag (make dist TAG=vX.Y.Z, after git tag vX.Y.Z)"
   git -C "$repo" archive "$ref" | tar -x -C "$src"
   epoch=$(git -C "$repo" log -1 --format=%ct "$ref")
-else
+elif git -C "$repo" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   (cd "$repo" && git ls-files -z --cached --others --exclude-standard |
     while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
     tar --null -T - -cf -) | tar -x -C "$src"
   epoch=$(git -C "$repo" log -1 --format=%ct)
+else  # an unpacked source tree without git: everything but venvs, builds and caches
+  tar -C "$repo" --exclude='./.venv*' --exclude=./build --exclude=./dist \
+    --exclude='*.egg-info' --exclude=__pycache__ --exclude=.pytest_cache \
+    --exclude=.ruff_cache -cf - . | tar -x -C "$src"
+  epoch=
 fi
 version=$(cd "$src" && "$python" -c 'import edge; print(edge.__version__)')
 if [ -n "$ref" ] && [ "$ref" != "v$version" ]; then
@@ -44,7 +50,8 @@ fi
 
 mkdir -p "$out"
 echo "dist.sh: building edge-ser $version from ${ref:-the working tree} into $out" >&2
-SOURCE_DATE_EPOCH=$epoch "$python" -m build --outdir "$out" "$src" >&2
+if [ -n "$epoch" ]; then export SOURCE_DATE_EPOCH=$epoch; fi
+"$python" -m build --outdir "$out" "$src" >&2
 wheel="$out/edge_ser-$version-py3-none-any.whl"
 [ -f "$wheel" ] || die "no wheel at $wheel"
 realpath "$wheel"
