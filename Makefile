@@ -59,7 +59,7 @@ docs: venv
 # tree's, into dist/. Tag first (the tag must be v + edge.__version__, and CHANGELOG.md
 # must have its entry):  git tag v0.2.0 && make dist TAG=v0.2.0
 # Uploading is a separate, manual step (no release is published yet):
-#   $(BIN)/python -m pip install twine && $(BIN)/twine upload dist/edge_ser-0.2.0*
+#   $(BIN)/python -m pip install twine && $(BIN)/twine upload dist/v0.2.0/*
 TAG ?=
 dist: venv
 	@test -n "$(TAG)" || { echo "make dist TAG=vX.Y.Z (an existing git tag)"; exit 2; }

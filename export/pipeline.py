@@ -169,8 +169,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def portable_path(path: Path, base: Path | None = None) -> str:
     """``path`` as the report records it: relative to ``base`` (the working directory) when
-    it lies under it (``runs/cnn``), else its name alone. Never absolute: the report ships
-    beside the bundle, and a path of the machine that exported it means nothing elsewhere."""
+    it lies under it (``runs/cnn``), else its name alone. Never absolute: the report is
+    committed and copied beside the bundle, and a path of the machine that exported it means
+    nothing elsewhere (tests/test_package.py fails a distribution that carries one)."""
     resolved, base = path.resolve(), (base or Path.cwd()).resolve()
     try:
         return resolved.relative_to(base).as_posix()

@@ -245,6 +245,14 @@ def test_exit_statuses_are_the_ones_the_code_uses():
 # --------------------------------------------------------------------------------------
 
 
+def test_wheel_file_names_are_of_this_version():
+    import edge
+
+    names = {m for p in LINKED for m in re.findall(r"edge_ser-([\w.]+)-py3-none-any\.whl",
+                                                    p.read_text())}
+    assert names == {edge.__version__}, names
+
+
 def test_readme_is_short_with_a_picture_and_links_every_page():
     text = (REPO / "README.md").read_text()
     assert len(text.splitlines()) <= README_MAX_LINES
