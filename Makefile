@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 SER_DATA ?= $(abspath ../shared/data/ravdess-speech-16k)
 export SER_DATA
 
-.PHONY: demo test lint venv sysdeps pi-check models bench clean
+.PHONY: demo test lint venv sysdeps pi-check models bench docs dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,5 +51,22 @@ bench: venv
 models: venv
 	SER_DATA=$(SER_DATA) bash tools/make_models.sh
 
+# The generated parts of README.md and docs/ (model tables, the picture) from reports/.
+docs: venv
+	$(BIN)/python -m benchmarks.readme --update README.md docs/*.md
+
+# Publishing: the wheel and sdist of a release tag, checked as `make test` checks the working
+# tree's, into dist/. Tag first (the tag must be v + edge.__version__, and CHANGELOG.md
+# must have its entry):  git tag v0.2.0 && make dist TAG=v0.2.0
+# Uploading is a separate, manual step (no release is published yet):
+#   $(BIN)/python -m pip install twine && $(BIN)/twine upload dist/v0.2.0/*
+TAG ?=
+dist: venv
+	@test -n "$(TAG)" || { echo "make dist TAG=vX.Y.Z (an existing git tag)"; exit 2; }
+	rm -rf dist/$(TAG) && mkdir -p dist/$(TAG)
+	PYTHON=$(BIN)/python bash tools/dist.sh dist/$(TAG) $(TAG)
+	EDGE_SER_DIST=dist/$(TAG) $(BIN)/python -m pytest -q tests/test_package.py
+	@ls -l dist/$(TAG)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info

@@ -1,4 +1,5 @@
-"""The README's benchmark tables, generated from a ``benchmark.json`` (``ser-bench --readme``).
+"""The README's and docs' tables, generated from a ``benchmark.json`` (``ser-bench --readme``,
+``python -m benchmarks.readme --update PAGE``, ``make docs``).
 
 Two tables: accuracy (clean, interim, the room conditions, every other corpus, int8/float
 agreement, live) and the device figures (size, invoke, the per-hop cost, ``listen``'s RTF and
@@ -9,6 +10,10 @@ training speakers are marked.
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+from pathlib import Path
 from typing import Any
 
 from benchmarks.formatting import (
@@ -204,3 +209,245 @@ def readme_table(r: dict[str, Any]) -> str:
                   " start to its first line.")
     out += [""] + [f"- {line}" for line in sorted(footnotes) + extras]
     return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------------------
+# Generated sections of README.md and docs/*.md
+# --------------------------------------------------------------------------------------
+#
+# A generated section sits between two comment lines, written and checked by this module:
+#
+#   <!-- generated: shipped (python -m benchmarks.readme --update FILE; do not edit) -->
+#   ...
+#   <!-- end generated: shipped -->
+#
+# `make docs` rewrites every section from reports/benchmark.json and the shipped default
+# (edge/models/DEFAULT); tests/test_docs.py fails when a committed section differs.
+
+REPORT = "reports/benchmark.json"
+BEGIN = "<!-- generated: {name} (python -m benchmarks.readme --update FILE; do not edit) -->"
+END = "<!-- end generated: {name} -->"
+_SECTION = re.compile(r"^<!-- generated: ([\w-]+) \(.*?\) -->\n(.*?)^<!-- end generated: \1 -->$",
+                      re.M | re.S)
+
+
+def _shipped(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The report's entries of the bundles shipped in ``edge/models/``."""
+    return [x for x in models(r) if not x.get("pooled_folds")
+            and Path(x.get("path") or "").parent.as_posix() == "edge/models"]
+
+
+def _default_name(r: dict[str, Any], default: str) -> str:
+    """The report's name of the default bundle (its file name without ``.tflite``)."""
+    stem = Path(default).stem
+    if not any(x["name"] == stem for x in _shipped(r)):
+        raise ValueError(f"{REPORT} has no entry for the default bundle {default}: run"
+                         " ser-bench on the shipped bundles again (make bench)")
+    return stem
+
+
+def shipped_table(r: dict[str, Any], default: str) -> str:
+    """The README's short table: each shipped bundle's accuracy on unseen speakers (± its
+    standard error), interim accuracy, size and per-hop cost; the default first."""
+    from benchmarks.latency import INTERIM_HOP
+
+    name = _default_name(r, default)
+    t1 = min((r.get("settings") or {}).get("threads") or [1])
+    header = ["bundle", "accuracy, unseen speakers", "interim", "size",
+              f"ms per hop while speaking ({t1} thread)"]
+    rows, notes = [], []
+    for x in sorted(_shipped(r), key=lambda x: (x["name"] != name, x["quantization"] != "int8",
+                                                x["name"])):
+        src, mark, _ = _source(r, x, notes)
+        a = src.get("accuracy") or {}
+        se = a.get("accuracy_se")
+        hop = latency_row(r, INTERIM_HOP, x["name"], t1)
+        rows.append([f"`{x['name']}`" + (" (default)" if x["name"] == name else ""),
+                     f_(a.get("accuracy")) + (f" ± {se:.3f}" if se is not None else ""),
+                     f_((a.get("interim") or {}).get("accuracy")),
+                     kb(x["size_bytes"]),
+                     f"{hop['median_ms']:.2f}" if hop else "-"])
+    d = (r.get("data") or [{}])[0]
+    m = r.get("machine") or {}
+    note = (f"Accuracy: each of {d.get('clips')} recordings of `{d.get('name')}`"
+            f" ({len(d.get('speakers') or [])} speakers) scored by a model that never heard"
+            f" its speaker (the {len(_folds_of(r, name))}-fold cross-validation of the"
+            " bundle's recipe), as `edge-ser predict` scores a file; ± one standard error"
+            " over the recordings. Interim: the utterance so far, every hop, as `listen`"
+            " shows it live. Per hop: the median of `Recognizer.push` while an utterance is"
+            f" under way, on {m.get('cpu')} ({m.get('cores')} cores), not a Raspberry Pi;"
+            f" `ser-bench`, {r['created'][:10]}.")
+    return "\n".join(table(header, rows) + ["", note]) + "\n"
+
+
+def _folds_of(r: dict[str, Any], name: str) -> list[str]:
+    x = next((m for m in models(r) if m["name"] == name), {})
+    folds = next((m for m in models(r) if m["name"] == x.get("held_out_by")), {})
+    return list(folds.get("pooled_folds") or [])
+
+
+def picture(r: dict[str, Any], default: str, root: str) -> str:
+    """The default bundle's confusion matrix on unseen speakers (its folds'), as an image
+    link relative to the page (``root``: the repository seen from the page)."""
+    name = _default_name(r, default)
+    x = next(m for m in models(r) if m["name"] == name)
+    held = x.get("held_out_by") or name
+    png = ((r.get("plots") or {}).get("confusion") or {}).get(held)
+    if not png:
+        raise ValueError(f"{REPORT} has no confusion matrix of {held}")
+    a = (next(m for m in models(r) if m["name"] == held).get("accuracy") or {})
+    return (f"![Confusion matrix of the default bundle, {name}, on {a.get('n')} recordings of"
+            f" speakers it never heard]({root}reports/{png})\n")
+
+
+def recall_table(r: dict[str, Any], default: str) -> str:
+    """Per-class recall of the default bundle on unseen speakers, highest first."""
+    name = _default_name(r, default)
+    x = next(m for m in models(r) if m["name"] == name)
+    src, _, _ = _source(r, x, [])
+    recall = (src.get("accuracy") or {}).get("recall") or {}
+    rows = [[label, f_(value)] for label, value in
+            sorted(recall.items(), key=lambda kv: -kv[1])]
+    return "\n".join([f"Recall per emotion of `{name}` on unseen speakers:", ""]
+                     + table(["emotion", "recall"], rows)) + "\n"
+
+
+QUICKSTART_CLIPS = ("Actor_01/03-01-05-02-01-01-01", "Actor_02/03-01-04-01-02-02-02")
+"""The README's quickstart recordings: ``angry.wav`` is the first; ``two.wav`` the first, 2 s
+of a quiet room (white noise at -60 dBFS, seed 0) and the second."""
+QUICKSTART = {
+    "quickstart-predict": [["predict", "angry.wav"], ["predict", "angry.wav", "--json"]],
+    "quickstart-listen": [["listen", "--file", "two.wav", "--fast"]],
+    "quickstart-json": [["listen", "--file", "two.wav", "--fast", "--json"]],
+}
+"""Generated console blocks: the commands, run now, and what they print."""
+
+
+def quickstart(data: Path) -> dict[str, str]:
+    """The README's console blocks: each command run on the quickstart recordings (made from
+    RAVDESS under ``data`` in a temporary directory) with the shipped default model, and its
+    output (stderr with it for the text view; only the finals of ``--json``)."""
+    import subprocess
+    import tempfile
+
+    import numpy as np
+
+    from edge.audio import load, write_wav
+
+    edge_ser = Path(sys.executable).with_name("edge-ser")
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = []
+        for name in QUICKSTART_CLIPS:
+            found = sorted(data.glob(f"{name}.*"))
+            if not found:
+                raise ValueError(f"{name} not found under {data} (set SER_DATA)")
+            clips.append(load(found[0], 16000))
+        pause = np.random.default_rng(0).standard_normal(2 * 16000) * 10 ** (-60 / 20)
+        write_wav(Path(tmp) / "angry.wav", clips[0], 16000)
+        write_wav(Path(tmp) / "two.wav", np.concatenate([clips[0], pause, clips[1]]), 16000)
+        env = {k: v for k, v in os.environ.items() if k != "EDGE_SER_MODEL"}
+        for section, commands in QUICKSTART.items():
+            lines = ["```console"]
+            for args in commands:
+                done = subprocess.run([str(edge_ser), *args], cwd=tmp, env=env, text=True,
+                                      stdout=subprocess.PIPE, timeout=300,
+                                      stderr=subprocess.DEVNULL if "--json" in args
+                                      else subprocess.STDOUT)
+                if done.returncode != 0:
+                    raise ValueError(f"edge-ser {' '.join(args)}: exit {done.returncode}")
+                printed = done.stdout.splitlines()
+                if section == "quickstart-json":
+                    printed = [x for x in printed if '"event": "final"' in x]
+                    lines.append(f"$ edge-ser {' '.join(args)} | grep '\"final\"'")
+                else:
+                    lines.append(f"$ edge-ser {' '.join(args)}")
+                lines += printed
+            out[section] = "\n".join(lines + ["```"]) + "\n"
+    return out
+
+
+def sections(r: dict[str, Any], default: str, root: str,
+             data: Path | None = None) -> dict[str, str]:
+    """name -> body of every generated section, for a page at ``root`` from the repository
+    (the quickstart's too when ``data``, the RAVDESS directory, is given)."""
+    out = {"shipped": shipped_table(r, default), "picture": picture(r, default, root),
+           "benchmark": readme_table(r), "recall": recall_table(r, default)}
+    if data is not None:
+        out.update(quickstart(data))
+    return out
+
+
+def _root_of(page: Path, repo: Path) -> str:
+    depth = len(page.resolve().relative_to(repo.resolve()).parts) - 1
+    return "../" * depth
+
+
+def regenerate(text: str, bodies: dict[str, str]) -> str:
+    """``text`` with every generated section's body replaced; ValueError for an unknown one."""
+    def body(m: re.Match) -> str:
+        name = m.group(1)
+        if name in QUICKSTART and name not in bodies:  # not regenerated without the data
+            return m.group(0)
+        if name not in bodies:
+            raise ValueError(f"unknown generated section {name!r} (known: {sorted(bodies)})")
+        return f"{BEGIN.format(name=name)}\n{bodies[name]}{END.format(name=name)}"
+
+    return _SECTION.sub(body, text)
+
+
+def stale(pages: list[Path], repo: Path, data: Path | None = None) -> list[str]:
+    """The pages whose generated sections differ from the committed reports (and, with
+    ``data``, from what the quickstart's commands print now); empty: all current."""
+    r, default = _inputs(repo, None, None)
+    quick = quickstart(data) if data is not None else {}
+    out = []
+    for p in pages:
+        bodies = {**sections(r, default, _root_of(p, repo)), **quick}
+        if regenerate(p.read_text(), bodies) != p.read_text():
+            out.append(str(p))
+    return out
+
+
+def _inputs(repo: Path, report: dict[str, Any] | None, default: str | None
+            ) -> tuple[dict[str, Any], str]:
+    from benchmarks.report import read_report
+
+    r = report if report is not None else read_report(repo / REPORT)
+    if default is None:
+        default = (repo / "edge" / "models" / "DEFAULT").read_text().strip()
+    return r, default
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.readme --update|--check PAGE...``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.readme",
+                                     description="Rewrite or check the generated sections of"
+                                     " README.md and docs/*.md from reports/benchmark.json.")
+    parser.add_argument("--update", action="store_true", help="rewrite the pages")
+    parser.add_argument("pages", nargs="+", type=Path)
+    parser.add_argument("--data", type=Path, default=None,
+                        help="RAVDESS directory for the quickstart's recordings ($SER_DATA)")
+    args = parser.parse_args(argv)
+    repo = Path(__file__).resolve().parents[1]
+    r, default = _inputs(repo, None, None)
+    data = args.data or (Path(os.environ["SER_DATA"]) if os.environ.get("SER_DATA") else None)
+    quick = quickstart(data) if data is not None else {}
+    changed = []
+    for page in args.pages:
+        text = page.read_text()
+        new = regenerate(text, {**sections(r, default, _root_of(page, repo)), **quick})
+        if new != text:
+            changed.append(str(page))
+            if args.update:
+                page.write_text(new)
+    verb = "updated" if args.update else "stale (make docs)"
+    for page in changed:
+        print(f"{verb}: {page}", file=sys.stderr)
+    return 0 if args.update or not changed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -147,7 +147,7 @@ def listen(model: str | None, device: str | None, as_json: bool, hop: float | No
     141 when stdout is closed; overruns (audio dropped because processing fell behind) are counted
     in the summary, never fatal.
 
-    MQTT (--mqtt URL; pip install 'edge-ser[mqtt]'): each final result goes, as the JSON line
+    MQTT (--mqtt URL; pip install './edge-ser[mqtt]'): each final result goes, as the JSON line
     above plus "device", "session" and "time" (Unix seconds), to PREFIX/DEVICE/emotion
     (QoS 1, in order); the last one, retained, to PREFIX/DEVICE/state; "online" / "offline"
     (also the last will), retained, to PREFIX/DEVICE/availability; at the end the summary
@@ -331,14 +331,19 @@ def info(model: str | None, as_json: bool) -> None:
     """Show a model bundle's metadata: labels, features, model, training, accuracy.
 
     MODEL is a .tflite path or a shipped name; without it, the default model. The shipped
-    models are listed too.
+    models are listed too, and the licences: the code's, and the weights' (those of the
+    corpora the model was trained on; the shipped weights are for non-commercial use).
     """
+    from edge.licences import CODE_LICENCE, NOTICE, weights_licence
     from edge.shipped import default_model, load_model_bundle, shipped_models
 
     bundle = load_model_bundle(model)
     meta = bundle.metadata
+    licence = {"code": CODE_LICENCE, "weights": weights_licence(meta.training),
+               "notice": str(NOTICE)}
     if as_json:
-        _emit({"path": str(bundle.path), "size_bytes": bundle.size_bytes, **meta.to_dict()})
+        _emit({"path": str(bundle.path), "size_bytes": bundle.size_bytes, **meta.to_dict(),
+               "licence": licence})
         return
     spec = meta.features
     fe, ep = spec.frontend, spec.endpoint
@@ -361,6 +366,8 @@ def info(model: str | None, as_json: bool) -> None:
           for i, (key, value) in enumerate(sorted(meta.accuracy.items()))],
         f"edge-ser     {meta.edge_ser_version or '?'}",
         f"integrity    sha256 {meta.sha256[:16]}... (verified on load)",
+        f"licence      code {licence['code']}; {licence['weights']}",
+        f"notice       {licence['notice']}",
     ]
     click.echo("\n".join(lines))
     shipped = shipped_models()

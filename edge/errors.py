@@ -39,8 +39,11 @@ class ModelError(EdgeSerError):
 
 
 DAMAGED_ADVICE = ("re-install edge-ser if it is a shipped model (pip install --force-reinstall"
-                  " edge-ser), or export it again with ser-export")
-"""What to do about a damaged bundle; the end of every "damaged" message."""
+                  " --no-deps with the wheel file or checkout you installed from), or export"
+                  " it again with ser-export")
+"""What to do about a damaged bundle; the end of every "damaged" message. edge-ser is
+installed from a wheel file or a git checkout (no release on a package index yet:
+docs/install.md), so the advice names no index package."""
 
 
 def damaged_model(source: str, what: str) -> ModelError:

@@ -1,8 +1,8 @@
 """Host commands on an edge-only install: one line naming the extra to install, exit 2.
 
 ``ser-train``, ``ser-export`` and parts of ``ser-bench`` need the ``train`` extra
-(TensorFlow, librosa, scikit-learn, ...), which a device install (``pip install edge-ser``)
-does not have. The command lines check for it before starting work and turn a missing
+(TensorFlow, librosa, scikit-learn, ...), which a device install (the wheel or checkout without
+extras) does not have. The command lines check for it before starting work and turn a missing
 module met later into the same message: :func:`needs_extra` around a piece of work,
 :func:`run_command` around a whole console script (the one wrapper ser-train, ser-export and
 ser-bench use). Only ``importlib`` is used here: nothing is imported to find out whether it
@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable, Iterator
 from edge.cli_errors import CliError
 from edge.errors import EXIT_BAD_INPUT, EdgeSerError
 
-TRAIN_EXTRA = "pip install 'edge-ser[train]'"
+TRAIN_EXTRA = "pip install './edge-ser[train]'"
+"""From the checkout (``./edge-ser``): there is no release on a package index yet."""
 EXTRA_MODULES = {
     "tensorflow": "TensorFlow", "keras": "Keras", "librosa": "librosa",
     "sklearn": "scikit-learn", "scipy": "SciPy", "python_speech_features":
@@ -38,7 +39,7 @@ class ExtraMissingError(EdgeSerError):
 def _message(what: str, missing: list[str]) -> str:
     names = ", ".join(EXTRA_MODULES.get(m, m) for m in missing)
     return (f"{what} needs {names}, which this install does not have (an edge-only install);"
-            f" install the host extra: {TRAIN_EXTRA}")
+            f" install the host extra from an edge-ser checkout: {TRAIN_EXTRA}")
 
 
 def installed(module: str) -> bool:
@@ -89,7 +90,7 @@ def run_command(command: Callable[[], object], prog: str, what: str,
                 needs: Iterable[str] = ()) -> None:
     """A host console script's body: ``command()`` (which loads and runs the click command)
     under :func:`needs_extra` (``needs`` checked first, unless help is asked for); a missing
-    extra is ``PROG: ... pip install 'edge-ser[train]'`` on stderr and exit 2."""
+    extra is ``PROG: ... pip install './edge-ser[train]'`` on stderr and exit 2."""
     try:
         with needs_extra(what, () if HELP_OPTIONS & set(sys.argv[1:]) else needs):
             command()

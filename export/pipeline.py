@@ -167,6 +167,18 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def portable_path(path: Path, base: Path | None = None) -> str:
+    """``path`` as the report records it: relative to ``base`` (the working directory) when
+    it lies under it (``runs/cnn``), else its name alone. Never absolute: the report is
+    committed and copied beside the bundle, and a path of the machine that exported it means
+    nothing elsewhere (tests/test_package.py fails a distribution that carries one)."""
+    resolved, base = path.resolve(), (base or Path.cwd()).resolve()
+    try:
+        return resolved.relative_to(base).as_posix()
+    except ValueError:
+        return resolved.name
+
+
 def report_path(out: Path) -> Path:
     """``model.tflite`` -> ``model.export.json`` (beside the bundle)."""
     return out.with_name(f"{out.stem}.export.json")
@@ -295,7 +307,7 @@ def export_run(run_dir: str | Path, out: str | Path, options: ExportOptions) -> 
     graph = summarize(bundle.model_bytes)
     report: dict[str, Any] = {
         "bundle": out.name,
-        "run": str(run.directory.resolve()),
+        "run": portable_path(run.directory),
         "quantization": q,
         "kind": run.kind,
         "size_bytes": bundle.size_bytes,

@@ -131,7 +131,8 @@ def test_damage_is_refused_before_the_interpreter_sees_the_bytes(default_bytes, 
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.strip().splitlines() == [
         f"edge-ser: {bad}: damaged (checksum mismatch); re-install edge-ser if it is a shipped"
-        " model (pip install --force-reinstall edge-ser), or export it again with ser-export"]
+        " model (pip install --force-reinstall --no-deps with the wheel file or checkout you"
+        " installed from), or export it again with ser-export"]
 
 
 # ------------------------------------------------------------------------------------------

@@ -98,6 +98,23 @@ def test_float_bundle_through_the_console_script(float_export, tiny):
     assert "wrote" in float_export.stderr and "agreement" in float_export.stderr
 
 
+def test_report_records_no_path_of_this_machine(int8_export, tiny):
+    """The report ships beside the bundle: its run is recorded without the exporting
+    machine's directories (the tiny run lies outside the working directory: its name)."""
+    text = int8_export.path.with_name("tiny-int8.export.json").read_text()
+    assert json.loads(text)["run"] == tiny.run.name
+    for absolute in {str(tiny.run.resolve()), str(tiny.run), str(Path.cwd().resolve())}:
+        assert absolute not in text
+
+
+def test_portable_path_is_relative_or_a_name(tmp_path):
+    from export.pipeline import portable_path
+
+    assert portable_path(tmp_path / "runs" / "cnn", tmp_path) == "runs/cnn"
+    assert portable_path(tmp_path / "runs" / "cnn", tmp_path / "elsewhere") == "cnn"
+    assert portable_path(Path("."), Path.cwd()) == "."
+
+
 def test_report_verifies_on_held_out_fold_actors(int8_export, tiny):
     report = int8_export.report
     on_disk = json.loads(int8_export.path.with_name("tiny-int8.export.json").read_text())

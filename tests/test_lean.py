@@ -8,8 +8,11 @@ a hash of pyproject.toml; about 30 s each the first time, then instant):
 - ``tflite-runtime``: tflite-runtime 2.14 with numpy<2 (the only numpy it supports), click,
   sounddevice, and the project with ``--no-deps``.
 
-Both also hold the test tools (pytest, hypothesis, soundfile for the RAVDESS FLAC files). In
-each: the interpreter backend is the one installed; the edge tests pass; and ``info``,
+Both also hold the test tools (pytest, hypothesis, soundfile for the RAVDESS FLAC files). A
+third, ``wheel``, is ``pip install WHEEL`` of the wheel ``tools/dist.sh`` builds, nothing else
+(no test tools, not editable): the commands' import checks and the host commands' install hint
+run there too (tests/test_package.py checks the wheel itself). In each: the interpreter
+backend is the one installed; the edge tests pass (not in ``wheel``); and ``info``,
 ``predict``, ``listen --file`` and ``devices`` import none of TensorFlow, Keras, librosa,
 SciPy, scikit-learn, soundfile (the inputs are WAV), sounddevice (except ``devices``), or
 edge-ser's host packages. Imports are checked twice: in one process that runs the commands
@@ -31,11 +34,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import LEAN_ENV
+from conftest_dist import build_lean_venv
 from conftest_edge import CLIPS, ravdess_wavs, shipped, write_wav
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
-LEAN_VENV_SH = REPO / "tools" / "lean_venv.sh"
 
 FORBIDDEN = ("tensorflow", "keras", "tf_keras", "librosa", "scipy", "sklearn", "soundfile",
              "numba", "matplotlib", "pandas", "python_speech_features", "sounddevice",
@@ -43,8 +46,11 @@ FORBIDDEN = ("tensorflow", "keras", "tf_keras", "librosa", "scipy", "sklearn", "
 """Top-level modules an edge command on WAV input must not import (not even try to); paho
 (MQTT) only with ``listen --mqtt``."""
 LEAN_KINDS = ("litert", "tflite-runtime")
+"""The lean venvs that run the edge tests."""
+INSTALL_KINDS = (*LEAN_KINDS, "wheel")
+"""Every edge-only install: the lean venvs and the built wheel's."""
 BACKEND = {"dev": "ai-edge-litert", "litert": "ai-edge-litert",
-           "tflite-runtime": "tflite-runtime"}
+           "tflite-runtime": "tflite-runtime", "wheel": "ai-edge-litert"}
 LEAN_IMPORTS = {"numpy", "pytest", "hypothesis", "click", "soundfile", "edge", "_pytest"}
 """What a test module may import to count as an edge test (besides the standard library and
 helpers in tests/ that themselves qualify)."""
@@ -52,6 +58,8 @@ NOT_IN_LEAN_RUN = {
     "test_lean.py": "this file",
     "test_mic.py": "the same CLI on a PulseAudio device; runs in the dev venv",
     "test_demo.py": "tools/demo.py is a host tool (train.corpora)",
+    "test_package.py": "builds the wheel with the development venv's `build`",
+    "test_docs.py": "runs the documentation's examples and generators (host side too)",
 }
 
 
@@ -91,17 +99,7 @@ def edge_test_files() -> list[Path]:
 # --------------------------------------------------------------------------------------
 
 
-def build_lean_venv(kind: str) -> Path:
-    """The cached venv's python (built on first use, from this Python's base interpreter)."""
-    env = {**os.environ, "PYTHON": getattr(sys, "_base_executable", sys.executable)}
-    run = subprocess.run(["bash", str(LEAN_VENV_SH), kind], capture_output=True, text=True,
-                         env=env, timeout=1800)
-    if run.returncode != 0:
-        pytest.fail(f"tools/lean_venv.sh {kind} failed:\n{run.stderr[-2000:]}")
-    return Path(run.stdout.strip().splitlines()[-1]) / "bin" / "python"
-
-
-@pytest.fixture(scope="module", params=["dev", *LEAN_KINDS])
+@pytest.fixture(scope="module", params=["dev", *INSTALL_KINDS])
 def venv(request) -> tuple[str, Path]:
     """(kind, python): the development venv running these tests, or a lean one."""
     if request.param == "dev":
@@ -259,7 +257,10 @@ def test_console_script_imports_nothing_heavy(venv, inputs, name):
     run = subprocess.run([str(python.with_name("edge-ser")), *args], capture_output=True,
                          text=True, env=env, timeout=300)
     if name == "devices" and run.returncode == 2:  # no input device here: one clear line
-        assert "edge-ser: no audio input device" in run.stderr, run.stderr[-3000:]
+        expected = ("needs sounddevice: pip install sounddevice" if kind == "wheel"  # no [mic]
+                    else "edge-ser: no audio input device")
+        said = [x for x in run.stderr.splitlines() if not x.startswith("import time:")]
+        assert len(said) == 1 and expected in said[0], run.stderr[-3000:]
     else:
         assert run.returncode == 0, run.stderr[-3000:]
     modules = importtime_modules(run.stderr)
@@ -286,7 +287,7 @@ def test_listen_mqtt_without_paho_names_the_extra(inputs, kind):
                           "--mqtt", "mqtt://localhost"], capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 2, run.stderr
-    assert run.stderr == ("edge-ser: --mqtt needs paho-mqtt: pip install 'edge-ser[mqtt]'\n")
+    assert run.stderr == ("edge-ser: --mqtt needs paho-mqtt: pip install './edge-ser[mqtt]'\n")
     assert run.stdout == ""
 
 
@@ -339,7 +340,7 @@ def test_lean_runtimes_give_the_same_answers(inputs, kind):
 # Host commands on an edge-only install: one line naming the extra, exit 2
 # --------------------------------------------------------------------------------------
 
-TRAIN_EXTRA = "pip install 'edge-ser[train]'"
+TRAIN_EXTRA = "pip install './edge-ser[train]'"
 HOST_COMMANDS = {
     "ser-train": ["--data", "{data}", "--model", "cnn", "--out", "{tmp}/run"],
     "ser-export": ["{run}", "--int8", "--out", "{tmp}/model-int8.tflite"],
@@ -364,7 +365,7 @@ def run_dir(tmp_path_factory) -> Path:
     return d
 
 
-@pytest.mark.parametrize("kind", LEAN_KINDS)
+@pytest.mark.parametrize("kind", INSTALL_KINDS)
 @pytest.mark.parametrize("command", sorted(HOST_COMMANDS))
 def test_host_commands_name_the_extra_on_an_edge_install(kind, command, run_dir, tmp_path):
     python = build_lean_venv(kind)

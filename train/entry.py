@@ -1,5 +1,5 @@
 """The ``ser-train`` console script: the ``train`` extra is checked before ``train.cli``
-runs, so an edge-only install gets one line naming ``pip install 'edge-ser[train]'`` (exit 2)
+runs, so an edge-only install gets one line naming ``pip install './edge-ser[train]'`` (exit 2)
 instead of a ModuleNotFoundError traceback."""
 
 from __future__ import annotations

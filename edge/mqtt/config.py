@@ -25,7 +25,7 @@ from edge.errors import EXIT_BAD_INPUT, EdgeSerError
 if TYPE_CHECKING:
     import ssl
 
-INSTALL_HINT = "pip install 'edge-ser[mqtt]'"
+INSTALL_HINT = "pip install './edge-ser[mqtt]'"
 USERNAME_ENV = "EDGE_SER_MQTT_USERNAME"
 PASSWORD_ENV = "EDGE_SER_MQTT_PASSWORD"
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}

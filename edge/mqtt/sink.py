@@ -21,7 +21,7 @@ Delivery: finals wait in a queue of ``queue_size`` (oldest dropped and counted w
 while the broker is unreachable; one QoS 1 message is in flight at a time, so they arrive in
 order, also across reconnects (at least once: a message in flight when the connection broke
 is sent again). ``paho-mqtt`` is imported only when a sink is made; without it the error
-names ``pip install 'edge-ser[mqtt]'``.
+names ``pip install './edge-ser[mqtt]'``.
 
 The options and :class:`~edge.mqtt.config.MqttConfig` are :mod:`edge.mqtt.config`'s, the
 messages :mod:`edge.mqtt.payloads`'; this module is the sender's state machine. It is over

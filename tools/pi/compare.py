@@ -22,7 +22,8 @@ more.
   ones (else the recording checks too little).
   The closing ``{"summary": ...}``: its counts (audio and speech seconds, utterances, hops,
   no-speech hops) equal; its timings are not compared.
-- info: the bundle's metadata, equal field by field but for its path.
+- info: the bundle's metadata, equal field by field but for its path (and the licence
+  notice's path, compared from the package's ``edge/`` on).
 
 ``scores`` are the raw int8 outputs, a list per window of the utterance (``null`` for float
 models and for no_speech): the same number of windows, each output within one step. The
@@ -399,11 +400,22 @@ def compare_listen(host: list[dict], pi: list[dict], cmp: Comparison) -> None:
         )
 
 
+def _in_package(info: dict) -> dict:
+    """``info --json`` with the licence notice's path cut to its place in the package
+    (``edge/models/NOTICE``): the host and the Pi install the package in different places."""
+    licence = info.get("licence")
+    if not isinstance(licence, dict) or "notice" not in licence:
+        return info
+    parts = PurePath(str(licence["notice"])).parts
+    tail = parts[len(parts) - 1 - parts[::-1].index("edge"):] if "edge" in parts else parts
+    return {**info, "licence": {**licence, "notice": "/".join(tail)}}
+
+
 def compare_info(host: list[dict], pi: list[dict], cmp: Comparison) -> None:
     if len(host) != 1 or len(pi) != 1:
         cmp.fail(f"info: {len(host)} records on the host, {len(pi)} on arm (want 1)")
         return
-    h, p = host[0], pi[0]
+    h, p = (_in_package(r) for r in (host[0], pi[0]))
     cmp.records += 1
     cmp.counts["bundle"] += 1
     for key in sorted((h.keys() | p.keys()) - {"path"}):

@@ -363,27 +363,13 @@ ensure_host_ref() {
 }
 
 # ---------------------------------------------------------------- 4. project wheel, venv
-build_project_wheel() {  # into $1; from the files git would commit (nothing ignored)
-    local out=$1 src
-    src=$(mktemp -d /tmp/edge-ser-src.XXXXXX)
-    # Venvs, build leftovers and caches stay out even where .gitignore does not say so.
-    local skip='^(\.venv[^/]*|\.git|build|dist|[^/]*\.egg-info|\.pytest_cache|\.ruff_cache)(/|$)|(^|/)__pycache__/'
-    if git -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-        # shellcheck disable=SC2016  # $f expands in the inner sh
-        git -C "$REPO" ls-files -z --cached --others --exclude-standard \
-            | grep -zEv "$skip" \
-            | (cd "$REPO" && xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh) \
-            | tar -C "$REPO" --null -T - -cf - | tar -C "$src" -xf -
-    else
-        tar -C "$REPO" --exclude='./.venv*' --exclude=./.git --exclude=./build --exclude=./dist \
-            --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -C "$src" -xf -
-    fi
-    if ! "$HOST_PY" -m pip wheel -q --disable-pip-version-check --no-deps -w "$out" "$src" \
-        >"$src.log" 2>&1; then
-        cat "$src.log" >&2
+build_project_wheel() {  # into $1: tools/dist.sh, as make test builds and checks it
+    local out=$1
+    if ! PYTHON="$HOST_PY" bash "$REPO/tools/dist.sh" "$out" >"$out.log" 2>&1; then
+        cat "$out.log" >&2
         die "building the project's wheel failed"
     fi
-    rm -rf "$src" "$src.log"
+    rm -f "$out.log"
     compgen -G "$out/edge_ser-*.whl" >/dev/null || die "building the project's wheel gave no edge_ser wheel"
 }
 
