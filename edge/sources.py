@@ -283,7 +283,7 @@ def import_sounddevice() -> Any:
         import sounddevice
     except ImportError:
         raise DeviceError("microphone input needs sounddevice: pip install sounddevice"
-                          f" (or './edge-ser[mic]' from the checkout); or {NO_DEVICE_HINT}") from None
+                          f" (or './edge-ser[mic]'); or {NO_DEVICE_HINT}") from None
     except OSError as e:  # sounddevice is there but the PortAudio library is not
         raise DeviceError(f"PortAudio is missing ({e}); on Debian/Raspberry Pi OS:"
                           f" sudo apt-get install libportaudio2; or {NO_DEVICE_HINT}") from None
