@@ -95,6 +95,9 @@ class RunPlan:
     cache_dir: Path | None = None
     use_cache: bool = True
     final: bool = True
+    only_folds: tuple[int, ...] = ()
+    """Run only these folds (1-based, of all repeats' folds) of the partition; empty: all. The
+    report covers those folds and says so (compute for part of a cross-validation)."""
     cv_from: Path | None = None
     """A run of this recipe on the same data whose cross-validation (fold reports and fold
     models) this run takes over: only the shipped model is trained (see :func:`reused_cv`)."""
@@ -395,6 +398,12 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
                       for fold in speaker_folds(speakers, plan.folds or 4, repeat=r,
                                                 genders=genders)]
     held_out = set(test_folds[0]) if plan.test_speakers is not None else set()
+    if plan.only_folds and test_folds:
+        beyond = [k for k in plan.only_folds if not 1 <= k <= len(test_folds)]
+        if beyond:
+            raise ConfigError(f"--only-folds {beyond[0]}: there are {len(test_folds)} folds")
+    run_folds = {k for k in range(len(test_folds))
+                 if not plan.only_folds or k + 1 in plan.only_folds}
 
     # Augmented copies of every clip that is in some training set (never a held-out one).
     trainable = np.array([s not in held_out for s in speaker])
@@ -421,6 +430,8 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
     y_true_all: list[np.ndarray] = []
     y_pred_all: list[np.ndarray] = []
     for k, test_spk in enumerate(test_folds):
+        if k not in run_folds:
+            continue
         rest = [u for u, m in zip(utts, main) if m and u.speaker not in set(test_spk)]
         n_rest = len({u.speaker for u in rest})
         val_spk = choose_validation_speakers(rest, min(plan.val_speakers, n_rest - 1),
@@ -509,6 +520,9 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
         shutil.copytree(Path(cv["run"]) / "folds", plan.out / "folds", dirs_exist_ok=True)
     else:
         summary = summarize_folds(fold_reports)
+        if len(run_folds) < len(test_folds):
+            summary["only_folds"] = sorted(k + 1 for k in run_folds)
+            summary["of_folds"] = len(test_folds)
         pooled = scores(np.concatenate(y_true_all),
                         np.where(np.concatenate(y_pred_all) < 0, len(labels),
                                  np.concatenate(y_pred_all)), labels)
@@ -527,7 +541,7 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
         training["fold_best_epochs"] = best_epochs
         corpora = {c.name: corpus_scores(result.model, c, spec, labels) for c in others}
         save_model(plan.out, result, plan, labels, normalizer, training,
-                   {**summary, "method": f"{summary['folds']}-fold by speaker"
+                   {**summary, "method": cv_method(summary)
                     + (" (an earlier run's folds: cv_from)" if cv_info else ""),
                     **({"cv_from": cv_info} if cv_info else {}),
                     "corpora": {n: v["accuracy"] for n, v in corpora.items()}})
@@ -553,6 +567,14 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
                    f"{plan.train.kind}: {summary['folds']} fold(s), accuracy"
                    f" {summary['accuracy_mean']:.3f} ± {summary['accuracy_std']:.3f}")
     return report
+
+
+def cv_method(summary: dict[str, Any]) -> str:
+    """How the figures of ``summary`` were measured, in words."""
+    if summary.get("only_folds"):
+        return (f"folds {', '.join(map(str, summary['only_folds']))} of"
+                f" {summary['of_folds']} by speaker")
+    return f"{summary['folds']}-fold by speaker"
 
 
 def speakers_per_corpus(utterances: list[Utterance]) -> dict[str, int]:
