@@ -117,6 +117,10 @@ def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
 @click.option("--mixup", type=float, default=0.0, show_default=True,
               help="Mixup Beta(a, a) parameter on training batches; 0 disables.")
 @click.option("--label-smoothing", type=float, default=0.0, show_default=True)
+@click.option("--corpus-balance/--no-corpus-balance", default=True, show_default=True,
+              help="Class weights per (corpus, class) pair: each corpus's classes balanced"
+                   " within it, so a large corpus with another class mix (nEMO) does not"
+                   " shift the others' classes. Without: one weight per class, pooled.")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True,
               help="Decoupled weight decay (AdamW); 0 uses Adam.")
 @click.option("--cmn/--no-cmn", default=False, show_default=True,
@@ -199,7 +203,7 @@ def _parse_options(items: tuple[str, ...]) -> dict:
 def _main(*, data, corpora, kind, out, folds, repeats, final, only_folds, cv_from, test_actors,
           val_speakers, epochs,
           batch_size, seed, loss, augment, aug_copies, extra_data, eval_data, conditions,
-          teachers, distill, model_options, learning_rate, mixup, label_smoothing,
+          teachers, distill, model_options, learning_rate, mixup, label_smoothing, corpus_balance,
           weight_decay, cmn, utterance_mean, window_seconds, classes, cache_dir, no_cache):
     from edge.errors import ConfigError
     from train.corpora import read_corpus
@@ -296,6 +300,7 @@ def _main(*, data, corpora, kind, out, folds, repeats, final, only_folds, cv_fro
         train=TrainConfig(kind=kind, epochs=epochs, batch_size=batch_size, loss=loss,
                           seed=seed, cmn=cmn, learning_rate=learning_rate, mixup=mixup,
                           label_smoothing=label_smoothing, weight_decay=weight_decay,
+                          corpus_balance=corpus_balance,
                           model_options=_parse_options(model_options), distill=distill,
                           spec_augment=TrainConfig().spec_augment if augment
                           else None),

@@ -128,7 +128,9 @@ def _training_dict(plan: RunPlan, train: list[str], val: list[str], test: list[s
         "spec_augment": asdict(plan.train.spec_augment) if plan.train.spec_augment else False,
         "loss": plan.train.loss, "cmn": plan.train.cmn, "mixup": plan.train.mixup,
         "label_smoothing": plan.train.label_smoothing, "weight_decay": plan.train.weight_decay,
-        "class_weights": plan.train.class_weights, "model_options": plan.train.model_options,
+        "class_weights": plan.train.class_weights,
+        "corpus_balance": plan.train.corpus_balance and plan.train.class_weights,
+        "model_options": plan.train.model_options,
         "teachers": [str(t) for t in plan.teachers],
         "distill": plan.train.distill if plan.teachers else None,
         "batch_size": plan.train.batch_size, "learning_rate": plan.train.learning_rate,
@@ -362,6 +364,7 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
     y = np.array([label_map.index(u.label) for u in utts], dtype=np.int64)
     speaker = np.array([u.speaker for u in utts])
     main = np.array([is_main[id(u)] for u in utts])
+    corpus = np.array([u.corpus for u in utts])
     speakers = sorted_speakers(speaker[main])
     no_segment = sum(1 for r in clean if not r.segments)
     _log(f"{len(utts)} clips, {len(speakers)} speakers, classes: {', '.join(labels)}"
@@ -458,7 +461,8 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
         result, normalizer = _fit(plan, cfg, len(labels), pick(clean, tr), y[tr],
                                   [pick(c, tr) for c in copies], pick(clean, va), y[va],
                                   name=f"fold {k + 1} ",
-                                  teacher=_teacher(plan, k, train_spk + val_spk))
+                                  teacher=_teacher(plan, k, train_spk + val_spk),
+                                  corpus=corpus[tr])
         evaluation, y_pred = evaluate_model(
             result.model, spec, labels, y[te], pick(clean, te),
             {n: pick(c, te) for n, c in conditions.items()})
@@ -507,7 +511,8 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
 
     def fit_final(epochs: int) -> tuple[FitResult, Normalizer]:
         return _fit(plan, replace(plan.train, epochs=epochs), len(labels), clean, y, copies,
-                    [], y[:0], name="final ", teacher=_teacher(plan, None, everyone))
+                    [], y[:0], name="final ", teacher=_teacher(plan, None, everyone),
+                    corpus=corpus)
 
     early = None
     if pending:
@@ -666,10 +671,18 @@ def _teacher(plan: RunPlan, fold: int | None, speakers: list[str]):
 
 def _fit(plan: RunPlan, cfg: TrainConfig, n_classes: int, train: list[Recording],
          y_train: np.ndarray, copies: list[list[Recording]], val: list[Recording],
-         y_val: np.ndarray, *, name: str, teacher=None) -> tuple[FitResult, Normalizer]:
+         y_val: np.ndarray, *, name: str, teacher=None, corpus: np.ndarray | None = None
+         ) -> tuple[FitResult, Normalizer]:
     """Fit one model: the clean device inputs of ``train`` every epoch, plus augmented
-    inputs of one waveform copy (in rotation, drawn afresh each epoch)."""
+    inputs of one waveform copy (in rotation, drawn afresh each epoch). ``corpus`` (one name
+    per training recording) makes the class weights per (corpus, class) pair when
+    ``cfg.corpus_balance``."""
     spec = plan.spec
+    groups = 1
+    if corpus is not None and cfg.corpus_balance and cfg.class_weights:
+        names, group = np.unique(corpus, return_inverse=True)
+        groups = len(names)
+        y_train = group.astype(np.int64) * n_classes + y_train
     base = device_inputs(train, spec, fallback=True)
     y_base = y_train[base.recording]
     normalizer = Normalizer.fit(base.inputs)
@@ -687,5 +700,5 @@ def _fit(plan: RunPlan, cfg: TrainConfig, n_classes: int, train: list[Recording]
         dv = device_inputs(val, spec)
         x_val, y_val_rows = dv.inputs, y_val[dv.recording]
     result = fit_model(n_classes, normalizer, epoch_inputs, y_train, cfg, x_val=x_val,
-                       y_val=y_val_rows, teacher=teacher, name=name)
+                       y_val=y_val_rows, teacher=teacher, name=name, label_groups=groups)
     return result, normalizer
