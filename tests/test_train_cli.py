@@ -54,6 +54,9 @@ def tiny(ravdess_dir, song_dir, tmp_path_factory):
     runs["cv"] = ser_train(*common, "--cv-from", str(root / "folds"), "--learning-rate",
                            "0.001", "--conditions", "", "--extra-data", str(song),
                            "--out", str(root / "cv"))
+    # Part of a cross-validation: fold 2 of the same partition alone.
+    runs["part"] = ser_train(*common, "--folds", "2", "--only-folds", "2", "--no-final",
+                             "--conditions", "quiet", "--out", str(root / "part"))
     # A run stopped after its first fold: started again, it takes fold 1 over.
     shutil.copytree(root / "folds", root / "resumed")
     (root / "resumed" / "report.json").unlink()
@@ -262,6 +265,23 @@ def test_a_stopped_run_resumes_after_its_finished_folds(tiny):
     assert a["pooled"]["confusion"] == b["pooled"]["confusion"]
     assert [f["test"] for f in a["folds"]] == [f["test"] for f in b["folds"]]
     assert (root / "resumed" / "folds" / "fold-2" / "fold-result.json").is_file()
+
+
+def test_only_folds_runs_part_of_the_partition_and_says_so(tiny):
+    root = tiny["root"]
+    full = json.loads((root / "folds" / "report.json").read_text())
+    part = json.loads((root / "part" / "report.json").read_text())
+    assert [f["fold"] for f in part["folds"]] == [2]
+    assert part["folds"][0]["test_speakers"] == full["folds"][1]["test_speakers"]
+    assert part["folds"][0]["test"] == full["folds"][1]["test"]  # the same fold, same seed
+    assert part["summary"]["only_folds"] == [2] and part["summary"]["of_folds"] == 2
+    assert "| cnn | 2 of 2 |" in (root / "part" / "report.md").read_text()
+    assert not (root / "part" / "model.keras").exists()  # --no-final
+    bad = ser_train("--data", str(tiny["data"]), "--folds", "2", "--only-folds", "3",
+                    "--cache-dir", str(tiny["cache"]), "--out", str(root / "bad-part"))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "--only-folds '3': give fold numbers from 1 to 2" in bad.stderr
+    assert not (root / "bad-part").exists()
 
 
 def test_a_fold_result_of_another_recipe_is_not_taken_over(tmp_path):

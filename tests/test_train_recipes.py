@@ -67,3 +67,25 @@ def test_distillation_follows_the_teacher(data, plain):
     class0 = [float(m.predict(x, verbose=0)[:, 0].mean()) for m in (plain, taught)]
     assert class0[1] > class0[0] + 0.05, class0
 
+
+
+def _fit_grouped(data, group: np.ndarray):
+    x, y = data
+    enc = group * N_CLASSES + y
+    cfg = TrainConfig(kind="cnn", epochs=1, batch_size=8, spec_augment=None, seed=3)
+    norm = Normalizer(np.zeros(SHAPE[1:], np.float32), np.ones(SHAPE[1:], np.float32))
+    return fit_model(N_CLASSES, norm, lambda epoch: (x, enc), enc, cfg, verbose=False,
+                     label_groups=2).model
+
+
+def test_corpus_balance_weighs_each_corpus_class_pair(data, plain):
+    """Two corpora with the same class mix: the (corpus, class) weights are the pooled ones,
+    the same fit; a corpus with another mix (one class over-represented) changes them."""
+    _, y = data
+    same_mix = np.zeros(len(y), np.int64)
+    for c in range(N_CLASSES):
+        same_mix[np.flatnonzero(y == c)[::2]] = 1
+    assert _same(plain, _fit_grouped(data, same_mix))
+    other_mix = (y == 0).astype(np.int64)
+    other_mix[np.flatnonzero(y == 1)[:2]] = 1
+    assert not _same(plain, _fit_grouped(data, other_mix))

@@ -5,16 +5,19 @@
 #   tools/make_models.sh                 train both families, then export them
 #   tools/make_models.sh --export-only   export existing runs (RUNS/cnn, RUNS/cnn-lstm)
 #
-# Each family: `ser-train` 4-fold by actor on RAVDESS speech (every actor tested once: the
-# cross-validated accuracy, interim accuracy and room conditions), with the other corpora
-# beside it as training-only data (--extra-data: RAVDESS song, nEMO), then the shipped model
-# on all of their speakers. SAVEE is left out of training altogether and scored by every fold
-# model and by the shipped one (--eval-data): a corpus none of them ever heard. Then
-# `ser-export` to int8 and float32. Environment: SER_DATA (RAVDESS speech, default
+# Each family, two `ser-train` runs side by side (the second waits for the first's folds):
+#  1. RUNS/<kind>-cv: 4-fold by actor on RAVDESS speech (every actor tested once: the
+#     cross-validated accuracy, interim accuracy and room conditions), with the other corpora
+#     beside it as training-only data (--extra-data: RAVDESS song, nEMO); SAVEE is left out of
+#     training altogether and scored by every fold model (--eval-data): a corpus none of them
+#     ever heard;
+#  2. RUNS/<kind>: the shipped model on all of those speakers (SAVEE still left out, and scored),
+#     taking the folds of step 1 over (--cv-from).
+# Then `ser-export` to int8 and float32. Environment: SER_DATA (RAVDESS speech, default
 # ../shared/data/ravdess-speech-16k; the other corpora are looked for beside it), RUNS (run
 # directories, default runs), BIN (console scripts, default .venv/bin), TRAIN_ARGS (more
-# ser-train options), KINDS (default "cnn cnn-lstm"). A stopped run started again takes its
-# finished folds over. About 1.5 hours per family on 2 cores.
+# ser-train options), KINDS (default "cnn cnn-lstm"). A stopped cross-validation started
+# again takes its finished folds over. About 1.5 hours per family on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,10 +60,17 @@ train_args=(--folds 4 --seed 0 --epochs 40 ${TRAIN_ARGS:-})
 input_clip() { if [ "$1" = cnn-lstm ]; then echo 0; else echo 5; fi; }
 
 mkdir -p "$MODELS" "$TEST_MODELS"
+cv_pid=
+trap '[ -n "$cv_pid" ] && kill "$cv_pid" 2>/dev/null; true' EXIT  # no orphaned run on failure
 for kind in $KINDS; do
     if [ "$TRAIN" = 1 ]; then
+        rm -f "$RUNS/$kind-cv/report.json"  # its finished folds stay (taken over)
         "$BIN/ser-train" --data "$DATA" "${extra[@]}" "${held_out[@]}" --model "$kind" \
-            --out "$RUNS/$kind" "${train_args[@]}"
+            --no-final --out "$RUNS/$kind-cv" "${train_args[@]}" &
+        cv_pid=$!
+        "$BIN/ser-train" --data "$DATA" "${extra[@]}" "${held_out[@]}" --model "$kind" \
+            --cv-from "$RUNS/$kind-cv" --out "$RUNS/$kind" "${train_args[@]}"
+        wait "$cv_pid"
     fi
     for q in int8 float32; do
         flag=--int8; [ "$q" = float32 ] && flag=--float
@@ -72,7 +82,7 @@ done
 # the default family, whose test speakers are RAVDESS actors 01-04 (see its metadata).
 for q in int8 float32; do
     flag=--int8; [ "$q" = float32 ] && flag=--float
-    "$BIN/ser-export" "$RUNS/$DEFAULT_KIND/folds/fold-1" "$flag" \
+    "$BIN/ser-export" "$RUNS/$DEFAULT_KIND-cv/folds/fold-1" "$flag" \
         --out "$TEST_MODELS/fold1-$DEFAULT_KIND-$q.tflite" --input-clip "$(input_clip "$DEFAULT_KIND")"
 done
 echo "$DEFAULT_MODEL" > "$MODELS/DEFAULT"

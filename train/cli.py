@@ -64,6 +64,10 @@ def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
 @click.option("--final/--no-final", default=True, show_default=True,
               help="After the folds, train the shipped model on all speakers (--no-final:"
                    " folds only, for experiments).")
+@click.option("--only-folds", "only_folds", default=None, metavar="K[,K...]",
+              help="Run only these folds of the partition (1-based, e.g. 1,2): part of a"
+                   " cross-validation when compute is short; the report says which. Finished"
+                   " folds of an earlier start are taken over either way.")
 @click.option("--cv-from", "cv_from", type=click.Path(path_type=Path), default=None,
               metavar="RUN_DIR",
               help="Take the cross-validation (fold reports and fold models) of RUN_DIR, a run"
@@ -112,6 +116,10 @@ def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
 @click.option("--mixup", type=float, default=0.0, show_default=True,
               help="Mixup Beta(a, a) parameter on training batches; 0 disables.")
 @click.option("--label-smoothing", type=float, default=0.0, show_default=True)
+@click.option("--corpus-balance/--no-corpus-balance", default=True, show_default=True,
+              help="Class weights per (corpus, class) pair: each corpus's classes balanced"
+                   " within it, so a large corpus with another class mix (nEMO) does not"
+                   " shift the others' classes. Without: one weight per class, pooled.")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True,
               help="Decoupled weight decay (AdamW); 0 uses Adam.")
 @click.option("--cmn/--no-cmn", default=False, show_default=True,
@@ -160,6 +168,21 @@ def main(as_json: bool, **options) -> None:
                                "labels": report["labels"]}))
 
 
+def _parse_folds(text: str, n_folds: int) -> tuple[int, ...]:
+    """``1,3`` -> (1, 3), each within 1..n_folds (all repeats' folds, numbered on)."""
+    from edge.errors import ConfigError
+
+    out = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        if not item.isdigit() or not 1 <= int(item) <= n_folds:
+            raise ConfigError(f"--only-folds {item!r}: give fold numbers from 1 to {n_folds}"
+                              " (--folds times --repeats)")
+        out.append(int(item))
+    if not out:
+        raise ConfigError("--only-folds: empty list")
+    return tuple(sorted(set(out)))
+
+
 def _parse_options(items: tuple[str, ...]) -> dict:
     """``key=value`` pairs -> dict; values parsed as JSON where they can be (numbers, bools)."""
     from edge.errors import ConfigError
@@ -176,10 +199,10 @@ def _parse_options(items: tuple[str, ...]) -> dict:
     return out
 
 
-def _main(*, data, corpora, kind, out, folds, repeats, final, cv_from, test_actors,
+def _main(*, data, corpora, kind, out, folds, repeats, final, only_folds, cv_from, test_actors,
           val_speakers, epochs,
           batch_size, seed, loss, augment, aug_copies, extra_data, eval_data, conditions,
-          teachers, distill, model_options, learning_rate, mixup, label_smoothing,
+          teachers, distill, model_options, learning_rate, mixup, label_smoothing, corpus_balance,
           weight_decay, cmn, utterance_mean, window_seconds, classes, cache_dir, no_cache):
     from edge.errors import ConfigError
     from train.corpora import read_corpus
@@ -193,6 +216,10 @@ def _main(*, data, corpora, kind, out, folds, repeats, final, cv_from, test_acto
                              ("--val-speakers", val_speakers, 0), ("--aug-copies", aug_copies, 0)):
         if value < low:
             raise ConfigError(f"{name} {value}: must be >= {low}")
+    chosen_folds = _parse_folds(only_folds, folds * repeats) if only_folds else ()
+    if chosen_folds and (test_actors or cv_from is not None or kind == "rf"):
+        raise ConfigError("--only-folds picks folds of this run's cross-validation: it does"
+                          " not go with --test-actors, --cv-from or --model rf")
     if cv_from is not None and (test_actors or not final or kind == "rf"):
         raise ConfigError("--cv-from trains only the shipped model: it does not go with"
                           " --test-actors, --no-final or --model rf")
@@ -262,11 +289,12 @@ def _main(*, data, corpora, kind, out, folds, repeats, final, cv_from, test_acto
     check_options(kind, _parse_options(model_options))
     plan = RunPlan(
         out=out, spec=spec, data=tuple(sources), folds=folds, repeats=repeats,
-        test_speakers=test, final=final, cv_from=cv_from,
+        test_speakers=test, final=final, only_folds=chosen_folds, cv_from=cv_from,
         val_speakers=val_speakers,
         train=TrainConfig(kind=kind, epochs=epochs, batch_size=batch_size, loss=loss,
                           seed=seed, cmn=cmn, learning_rate=learning_rate, mixup=mixup,
                           label_smoothing=label_smoothing, weight_decay=weight_decay,
+                          corpus_balance=corpus_balance,
                           model_options=_parse_options(model_options), distill=distill,
                           spec_augment=TrainConfig().spec_augment if augment
                           else None),

@@ -86,6 +86,13 @@ def _cv_from_lines(report: dict[str, Any]) -> list[str]:
             f" only the shipped model. Differences of the recipe: {diffs}.", ""]
 
 
+def _folds_text(summary: dict[str, Any]) -> str:
+    """``4``, or ``1, 2 of 4`` for part of a cross-validation (``--only-folds``)."""
+    if summary.get("only_folds"):
+        return f"{', '.join(map(str, summary['only_folds']))} of {summary['of_folds']}"
+    return str(summary["folds"])
+
+
 def _final_speaker_lines(report: dict[str, Any]) -> list[str]:
     per = (report.get("final") or {}).get("speakers_per_corpus")
     if not per:
@@ -111,7 +118,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         *_final_speaker_lines(report),
         "| model | folds | accuracy | macro-F1 | interim accuracy | clips tested |",
         "|---|---|---|---|---|---|",
-        f"| {report['model']['kind']} | {s['folds']} | {s['accuracy_mean']:.3f} ±"
+        f"| {report['model']['kind']} | {_folds_text(s)} | {s['accuracy_mean']:.3f} ±"
         f" {s['accuracy_std']:.3f} | {s['macro_f1_mean']:.3f} ± {s['macro_f1_std']:.3f} |"
         f" {_pm(s, 'interim_accuracy')} | {s['n_clips']} |",
         "",

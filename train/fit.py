@@ -50,6 +50,11 @@ class TrainConfig:
     focal_alpha: float = 0.25
     class_weights: bool = True
     """Weight each class by ``n / (k * count)`` (RAVDESS neutral has half the clips)."""
+    corpus_balance: bool = True
+    """With class weights and several corpora: weigh each (corpus, class) pair, not each
+    class, by ``n / (pairs * count)``, so that every corpus's classes are balanced within it
+    and a large corpus with another class mix (nEMO: no calm, many neutral and sad clips)
+    does not shift RAVDESS's own classes (pooled weights called RAVDESS neutral calm)."""
     spec_augment: SpecAugment | None = field(default_factory=SpecAugment)
     mixup: float = 0.0
     """Mixup ``Beta(a, a)`` parameter on training batches (0 disables)."""
@@ -141,6 +146,7 @@ def fit_model(
     teacher: Callable[[np.ndarray], np.ndarray] | None = None,
     verbose: bool = True,
     name: str = "",
+    label_groups: int = 1,
 ) -> FitResult:
     """Train a fresh model.
 
@@ -152,6 +158,10 @@ def fit_model(
     class_labels : np.ndarray [shape=(n,)], int
         One label per training recording, for the class weights.
     x_val, y_val : validation inputs and labels (validation speakers only), or None.
+    label_groups : int
+        Training labels (``class_labels`` and the epochs' ``y``) encode ``group * n_classes +
+        class`` for this many groups (corpora): the class weights are per (group, class) pair;
+        the model learns ``class``. 1: plain labels.
     teacher : callable or None
         ``inputs -> probabilities`` of a teacher (an ensemble trained on the same speakers):
         each target becomes ``distill * teacher + (1 - distill) * one_hot`` on the very inputs
@@ -178,8 +188,8 @@ def fit_model(
                   metrics=["categorical_accuracy" if soft else "accuracy"])
     acc_key = "categorical_accuracy" if soft else "accuracy"
     eye = np.eye(n_classes, dtype=np.float32)
-    weights = (class_weights(class_labels, n_classes) if config.class_weights
-               else np.ones(n_classes, np.float32))
+    weights = (class_weights(class_labels, n_classes * label_groups) if config.class_weights
+               else np.ones(n_classes * label_groups, np.float32))
     fill = normalizer.mean
     snapshots: list[list[np.ndarray]] = []
     best_epoch = 0
@@ -194,6 +204,7 @@ def fit_model(
         if config.spec_augment is not None:
             x = spec_augment(x, config.spec_augment, rng, fill=fill)
         sample_weight = weights[y]
+        y = y % n_classes  # the class of a (group, class) label
         target = eye[y] if soft else y
         if teacher is not None:
             target = config.distill * teacher(x) + (1.0 - config.distill) * target

@@ -94,6 +94,9 @@ class RunPlan:
     cache_dir: Path | None = None
     use_cache: bool = True
     final: bool = True
+    only_folds: tuple[int, ...] = ()
+    """Run only these folds (1-based, of all repeats' folds) of the partition; empty: all. The
+    report covers those folds and says so (compute for part of a cross-validation)."""
     cv_from: Path | None = None
     """A run of this recipe on the same data whose cross-validation (fold reports and fold
     models) this run takes over: only the shipped model is trained (see :func:`reused_cv`)."""
@@ -124,7 +127,9 @@ def _training_dict(plan: RunPlan, train: list[str], val: list[str], test: list[s
         "spec_augment": asdict(plan.train.spec_augment) if plan.train.spec_augment else False,
         "loss": plan.train.loss, "cmn": plan.train.cmn, "mixup": plan.train.mixup,
         "label_smoothing": plan.train.label_smoothing, "weight_decay": plan.train.weight_decay,
-        "class_weights": plan.train.class_weights, "model_options": plan.train.model_options,
+        "class_weights": plan.train.class_weights,
+        "corpus_balance": plan.train.corpus_balance and plan.train.class_weights,
+        "model_options": plan.train.model_options,
         "teachers": [str(t) for t in plan.teachers],
         "distill": plan.train.distill if plan.teachers else None,
         "batch_size": plan.train.batch_size, "learning_rate": plan.train.learning_rate,
@@ -358,6 +363,7 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
     y = np.array([label_map.index(u.label) for u in utts], dtype=np.int64)
     speaker = np.array([u.speaker for u in utts])
     main = np.array([is_main[id(u)] for u in utts])
+    corpus = np.array([u.corpus for u in utts])
     speakers = sorted_speakers(speaker[main])
     no_segment = sum(1 for r in clean if not r.segments)
     _log(f"{len(utts)} clips, {len(speakers)} speakers, classes: {', '.join(labels)}"
@@ -394,6 +400,12 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
                       for fold in speaker_folds(speakers, plan.folds or 4, repeat=r,
                                                 genders=genders)]
     held_out = set(test_folds[0]) if plan.test_speakers is not None else set()
+    if plan.only_folds and test_folds:
+        beyond = [k for k in plan.only_folds if not 1 <= k <= len(test_folds)]
+        if beyond:
+            raise ConfigError(f"--only-folds {beyond[0]}: there are {len(test_folds)} folds")
+    run_folds = {k for k in range(len(test_folds))
+                 if not plan.only_folds or k + 1 in plan.only_folds}
 
     # Augmented copies of every clip that is in some training set (never a held-out one).
     trainable = np.array([s not in held_out for s in speaker])
@@ -420,6 +432,8 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
     y_true_all: list[np.ndarray] = []
     y_pred_all: list[np.ndarray] = []
     for k, test_spk in enumerate(test_folds):
+        if k not in run_folds:
+            continue
         rest = [u for u, m in zip(utts, main) if m and u.speaker not in set(test_spk)]
         n_rest = len({u.speaker for u in rest})
         val_spk = choose_validation_speakers(rest, min(plan.val_speakers, n_rest - 1),
@@ -446,7 +460,8 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
         result, normalizer = _fit(plan, cfg, len(labels), pick(clean, tr), y[tr],
                                   [pick(c, tr) for c in copies], pick(clean, va), y[va],
                                   name=f"fold {k + 1} ",
-                                  teacher=_teacher(plan, k, train_spk + val_spk))
+                                  teacher=_teacher(plan, k, train_spk + val_spk),
+                                  corpus=corpus[tr])
         evaluation, y_pred = evaluate_model(
             result.model, spec, labels, y[te], pick(clean, te),
             {n: pick(c, te) for n, c in conditions.items()})
@@ -495,7 +510,8 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
 
     def fit_final(epochs: int) -> tuple[FitResult, Normalizer]:
         return _fit(plan, replace(plan.train, epochs=epochs), len(labels), clean, y, copies,
-                    [], y[:0], name="final ", teacher=_teacher(plan, None, everyone))
+                    [], y[:0], name="final ", teacher=_teacher(plan, None, everyone),
+                    corpus=corpus)
 
     early = None
     if pending:
@@ -508,6 +524,9 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
         shutil.copytree(Path(cv["run"]) / "folds", plan.out / "folds", dirs_exist_ok=True)
     else:
         summary = summarize_folds(fold_reports)
+        if len(run_folds) < len(test_folds):
+            summary["only_folds"] = sorted(k + 1 for k in run_folds)
+            summary["of_folds"] = len(test_folds)
         pooled = scores(np.concatenate(y_true_all),
                         np.where(np.concatenate(y_pred_all) < 0, len(labels),
                                  np.concatenate(y_pred_all)), labels)
@@ -526,7 +545,7 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
         training["fold_best_epochs"] = best_epochs
         corpora = {c.name: corpus_scores(result.model, c, spec, labels) for c in others}
         save_model(plan.out, result, plan, labels, normalizer, training,
-                   {**summary, "method": f"{summary['folds']}-fold by speaker"
+                   {**summary, "method": cv_method(summary)
                     + (" (an earlier run's folds: cv_from)" if cv_info else ""),
                     **({"cv_from": cv_info} if cv_info else {}),
                     "corpora": {n: v["accuracy"] for n, v in corpora.items()}})
@@ -552,6 +571,14 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
                    f"{plan.train.kind}: {summary['folds']} fold(s), accuracy"
                    f" {summary['accuracy_mean']:.3f} ± {summary['accuracy_std']:.3f}")
     return report
+
+
+def cv_method(summary: dict[str, Any]) -> str:
+    """How the figures of ``summary`` were measured, in words."""
+    if summary.get("only_folds"):
+        return (f"folds {', '.join(map(str, summary['only_folds']))} of"
+                f" {summary['of_folds']} by speaker")
+    return f"{summary['folds']}-fold by speaker"
 
 
 def speakers_per_corpus(utterances: list[Utterance]) -> dict[str, int]:
@@ -643,10 +670,18 @@ def _teacher(plan: RunPlan, fold: int | None, speakers: list[str]):
 
 def _fit(plan: RunPlan, cfg: TrainConfig, n_classes: int, train: list[Recording],
          y_train: np.ndarray, copies: list[list[Recording]], val: list[Recording],
-         y_val: np.ndarray, *, name: str, teacher=None) -> tuple[FitResult, Normalizer]:
+         y_val: np.ndarray, *, name: str, teacher=None, corpus: np.ndarray | None = None
+         ) -> tuple[FitResult, Normalizer]:
     """Fit one model: the clean device inputs of ``train`` every epoch, plus augmented
-    inputs of one waveform copy (in rotation, drawn afresh each epoch)."""
+    inputs of one waveform copy (in rotation, drawn afresh each epoch). ``corpus`` (one name
+    per training recording) makes the class weights per (corpus, class) pair when
+    ``cfg.corpus_balance``."""
     spec = plan.spec
+    groups = 1
+    if corpus is not None and cfg.corpus_balance and cfg.class_weights:
+        names, group = np.unique(corpus, return_inverse=True)
+        groups = len(names)
+        y_train = group.astype(np.int64) * n_classes + y_train
     base = device_inputs(train, spec, fallback=True)
     y_base = y_train[base.recording]
     normalizer = Normalizer.fit(base.inputs)
@@ -664,5 +699,5 @@ def _fit(plan: RunPlan, cfg: TrainConfig, n_classes: int, train: list[Recording]
         dv = device_inputs(val, spec)
         x_val, y_val_rows = dv.inputs, y_val[dv.recording]
     result = fit_model(n_classes, normalizer, epoch_inputs, y_train, cfg, x_val=x_val,
-                       y_val=y_val_rows, teacher=teacher, name=name)
+                       y_val=y_val_rows, teacher=teacher, name=name, label_groups=groups)
     return result, normalizer
