@@ -3,8 +3,16 @@ tables (:mod:`benchmarks.readme`): numbers, sizes, table rows, and look-ups into
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
+
+from edge.errors import ConfigError
+
+FORMAT = "edge-ser-benchmark"
+FORMAT_VERSION = 2
+"""What ``benchmark.json`` says it is, and the version of its layout."""
 
 
 def f_(value: Any, fmt: str = ".3f", missing: str = "-") -> str:
@@ -88,3 +96,20 @@ def agreement_of(r: dict[str, Any], name: str) -> dict | None:
 def interim_text(a: dict | None) -> str:
     i = (a or {}).get("interim") or {}
     return f_(i.get("accuracy"))
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    """A ``benchmark.json``; ConfigError when it is missing or not one this version reads."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ConfigError(f"{path}: not JSON; pass a benchmark.json written by ser-bench"
+                          ) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ConfigError(f"{path}: not a ser-bench report (no \"format\": \"{FORMAT}\")")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise ConfigError(f"{path}: a ser-bench report of format {data.get('format_version')},"
+                          f" this ser-bench reads {FORMAT_VERSION}; run ser-bench again")
+    return data

@@ -25,6 +25,7 @@ from benchmarks.formatting import (
     mb,
     models,
     params,
+    read_report,
     table,
 )
 from train.conditions import NAMES as CONDITIONS
@@ -411,8 +412,6 @@ def stale(pages: list[Path], repo: Path, data: Path | None = None) -> list[str]:
 
 def _inputs(repo: Path, report: dict[str, Any] | None, default: str | None
             ) -> tuple[dict[str, Any], str]:
-    from benchmarks.report import read_report
-
     r = report if report is not None else read_report(repo / REPORT)
     if default is None:
         default = (repo / "edge" / "models" / "DEFAULT").read_text().strip()

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.formatting import (
+from benchmarks.formatting import (  # noqa: F401  (FORMAT*, read_report: re-exported)
+    FORMAT,
+    FORMAT_VERSION,
     f_,
     interim_text,
     kb,
@@ -22,18 +24,16 @@ from benchmarks.formatting import (
     mb,
     models,
     params,
+    read_report,
     spread_text,
     table,
 )
 from benchmarks.readme import readme_table
-from edge.errors import ConfigError
 from train.conditions import DESCRIPTIONS as CONDITION_TEXT
 from train.conditions import NAMES as CONDITIONS
 
 JSON_NAME = "benchmark.json"
 MD_NAME = "benchmark.md"
-FORMAT = "edge-ser-benchmark"
-FORMAT_VERSION = 2
 
 
 def slug(name: str) -> str:
@@ -67,23 +67,6 @@ def write(result: dict[str, Any], out: Path) -> list[Path]:
     md_path = out / MD_NAME
     md_path.write_text(to_markdown(data))
     return [json_path, md_path]
-
-
-def read_report(path: Path) -> dict[str, Any]:
-    """A ``benchmark.json``; ConfigError when it is missing or not one this version reads."""
-    try:
-        data = json.loads(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ConfigError(f"{path}: not JSON; pass a benchmark.json written by ser-bench"
-                          ) from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ConfigError(f"{path}: not a ser-bench report (no \"format\": \"{FORMAT}\")")
-    if data.get("format_version") != FORMAT_VERSION:
-        raise ConfigError(f"{path}: a ser-bench report of format {data.get('format_version')},"
-                          f" this ser-bench reads {FORMAT_VERSION}; run ser-bench again")
-    return data
 
 
 STEPS = (
