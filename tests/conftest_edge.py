@@ -23,9 +23,19 @@ REPO = Path(__file__).resolve().parents[1]
 EDGE_SER = Path(sys.executable).with_name("edge-ser")
 TEST_MODELS_ENV = "EDGE_SER_TEST_MODELS"
 FOLD_MODELS = Path(__file__).resolve().parent / "models"
-"""Fold 1's CNN+LSTM of the shipped recipe (``tools/make_models.sh``), int8 and float32: its
-test speakers (RAVDESS 01-04, named in its metadata) are voices it never heard, whatever
-corpora the shipped models were trained on."""
+"""Fold 1 of the default family's cross-validation (``tools/make_models.sh``), int8 and
+float32: its test speakers (RAVDESS 01-04, named in its metadata) are voices it never heard,
+whatever corpora the shipped models were trained on."""
+
+
+def fold_bundle(quantization: str = "int8") -> Path:
+    """``tests/models/fold1-<kind>-<quantization>.tflite``; fails the test when it is missing
+    (the microphone, benchmark and accuracy tests need voices their model never heard)."""
+    found = sorted(FOLD_MODELS.glob(f"fold1-*-{quantization}.tflite"))
+    if len(found) != 1:
+        pytest.fail(f"expected one fold1-*-{quantization}.tflite in {FOLD_MODELS}, found"
+                    f" {[p.name for p in found]}: tools/make_models.sh exports it")
+    return found[0]
 
 
 def models_dir() -> Path:

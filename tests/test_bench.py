@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import require_module
-from conftest_edge import FOLD_MODELS, shipped
+from conftest_edge import fold_bundle, shipped
 
 from benchmarks.accuracy import (
     HELD_OUT,
@@ -84,8 +84,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def bench(ravdess_dir: Path, savee_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    int8 = FOLD_MODELS / "fold1-cnn-lstm-int8.tflite"
-    float32 = FOLD_MODELS / "fold1-cnn-lstm-float32.tflite"
+    int8, float32 = fold_bundle("int8"), fold_bundle("float32")
     out = tmp_path_factory.mktemp("bench")
     held = load_bundle(int8).metadata.training["test_speakers"]
     assert held, "the fold bundle names its test speakers"

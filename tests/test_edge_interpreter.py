@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 from conftest import require_module
-from conftest_edge import FOLD_MODELS, shipped
+from conftest_edge import fold_bundle, shipped
 
 from edge.bundle import load_bundle
 from edge.classifier import Classifier, input_map, to_probabilities
@@ -139,8 +139,7 @@ def test_int8_labels_agree_with_float_on_held_out_clips(ravdess_dir):
     """The fold bundles (tests/models, trained without RAVDESS actors 01-04) on every clip of
     those actors, as `predict` reads them: the int8 bundle says what its float32 twin says on
     at least 90 % of the clips (its export measured 0.95), with probabilities close."""
-    b8 = load_bundle(FOLD_MODELS / "fold1-cnn-lstm-int8.tflite")
-    b32 = load_bundle(FOLD_MODELS / "fold1-cnn-lstm-float32.tflite")
+    b8, b32 = load_bundle(fold_bundle("int8")), load_bundle(fold_bundle("float32"))
     held_out = b8.metadata.training["test_speakers"]
     assert held_out == b32.metadata.training["test_speakers"] == \
         [f"ravdess-{a:02d}" for a in range(1, 5)]

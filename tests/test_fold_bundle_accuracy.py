@@ -13,7 +13,7 @@ import subprocess
 from collections import Counter
 
 import pytest
-from conftest_edge import EDGE_SER, FOLD_MODELS
+from conftest_edge import EDGE_SER, fold_bundle
 
 from edge.bundle import load_bundle
 
@@ -25,13 +25,6 @@ FLOOR = 0.45
 """Clean accuracy the fold bundle must reach on its 240 held-out clips (binomial SE ~0.03)."""
 MAX_SHARE = 0.30
 """No label may take more than this share of the answers (8 balanced-ish classes: ~0.13)."""
-
-
-def fold_bundle():
-    found = sorted(FOLD_MODELS.glob("fold1-*-int8.tflite"))
-    if not found:
-        pytest.fail(f"no fold1-*-int8.tflite in {FOLD_MODELS}: tools/make_models.sh exports it")
-    return found[0]
 
 
 def test_the_fold_bundle_is_right_on_voices_it_never_heard(ravdess_dir):

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest_demo import DEMO, load_demo
-from conftest_edge import EDGE_SER, FOLD_MODELS
+from conftest_edge import EDGE_SER, fold_bundle
 from conftest_pulse import virtual_microphone
 
 from edge.audio import load
@@ -52,11 +52,7 @@ def virtual_mic():
 
 @pytest.fixture(scope="module")
 def model() -> Path:
-    path = FOLD_MODELS / "fold1-cnn-lstm-int8.tflite"
-    if not path.is_file():
-        pytest.fail(f"{path} missing: tools/make_models.sh exports it (the microphone test"
-                    " needs a model with voices it never heard)")
-    return path
+    return fold_bundle("int8")
 
 
 @pytest.fixture(scope="module")
