@@ -152,6 +152,46 @@ def utterance_inputs(mel: np.ndarray, spec: FeatureSpec, *,
                      for s in window_starts(len(log_mel), spec)])
 
 
+def interim_inputs(mel: np.ndarray, spec: FeatureSpec, *,
+                   levels: np.ndarray | None = None) -> np.ndarray:
+    """The model input of an utterance still under way: its newest window only.
+
+    The last window :func:`utterance_inputs` gives for the same frames (it starts at
+    ``max(0, n_frames - window_frames)``), normalised with the level (and, with
+    ``utterance_mean``, the band means) of the whole utterance so far: an utterance up to one
+    window long gets exactly its :func:`utterance_inputs`. One window whatever the length, so
+    a live interim costs about the same at 1 s and at 6 s (only the level's percentile over
+    the utterance's frame levels grows, and it is small).
+
+    Parameters
+    ----------
+    mel : np.ndarray [shape=(m, n_mels)]
+        The utterance's mel power frames so far: all ``n_frames`` of them, or (with
+        ``levels`` given and without ``utterance_mean``) at least the last
+        ``min(n_frames, window_frames)``.
+    levels : np.ndarray [shape=(n_frames,)] or None
+        The frame levels of the whole utterance so far; None: computed from ``mel`` (which
+        must then be the whole utterance).
+
+    Returns
+    -------
+    np.ndarray [shape=(1, *spec.input_shape)], float32.
+    """
+    if levels is None:
+        levels = frame_levels(mel, spec.frontend)
+    n = len(levels)
+    level = utterance_level(levels, percentile=spec.level_percentile)
+    newest = len(mel) - (n - max(0, n - spec.window_frames))
+    if spec.utterance_mean:
+        if len(mel) != n:
+            raise ValueError(f"utterance_mean needs all {n} frames, got {len(mel)}")
+        log_mel, pad = centred(normalized_log_mel(mel, spec, level), spec)
+        log_mel = log_mel[newest:]
+    else:
+        log_mel, pad = normalized_log_mel(mel[newest:], spec, level), floor_log_mel(spec)
+    return window_input(log_mel, spec, pad)[None]
+
+
 def aggregate_utterances(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """A recording's probabilities from its utterances': their average weighted by
     ``weights`` (each utterance's speech frames), float64 ``(n_labels,)``.
