@@ -69,9 +69,13 @@ def normalized_log_mel(mel: np.ndarray, spec: FeatureSpec, level_db: float) -> n
     return (10.0 * np.log10(floored) - level_db).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=16)
 def floor_log_mel(spec: FeatureSpec) -> np.ndarray:
-    """The log-mel frame of pure floor (what padding becomes), float32 ``(n_mels,)``."""
-    return (10.0 * np.log10(_floor_mel(spec))).astype(np.float32)
+    """The log-mel frame of pure floor (what padding becomes), float32 ``(n_mels,)``,
+    read-only."""
+    floor = (10.0 * np.log10(_floor_mel(spec))).astype(np.float32)
+    floor.setflags(write=False)
+    return floor
 
 
 def window_starts(n_frames: int, spec: FeatureSpec) -> np.ndarray:
