@@ -226,7 +226,9 @@ def cli(more_models: tuple[str, ...], data: tuple[str, ...], models: tuple[str, 
     the clips (pauses, final latency); latency of every step per hop (interim hops apart),
     the invoke and Keras predict; `listen` real-time factor, peak RSS and start to first
     result; an hour through predict and listen (peak RSS); size and load-only memory; our
-    front end against librosa and python_speech_features.
+    front end against librosa and python_speech_features; instructions per hop and per file
+    by stage (valgrind's callgrind, the same on a busy machine) and the Raspberry Pi 4 /
+    Zero 2 W time predicted from them.
 
     Exit status: 0 ok, 1 failure, 2 bad input (no data, no usable model; a bad model or
     clip among good ones is reported, the rest benchmarked, and the exit status is 2).
