@@ -80,7 +80,7 @@ class EndpointConfig:
     half of ``min_silence_ms``, so neighbouring utterances never overlap)."""
     max_speech_s: float = 6.0
     """An utterance is ended after this long and the next one begins, seconds (a monologue
-    gets a final every few seconds, and an interim result costs at most four windows)."""
+    gets a final every few seconds, and its final costs at most four windows)."""
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
