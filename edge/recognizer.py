@@ -277,11 +277,13 @@ class Recognizer:
 
     def _interim_frames(self, segment: Segment) -> tuple[np.ndarray, np.ndarray]:
         """The levels of the utterance so far and the mel frames of its newest window only
-        (what :func:`edge.utterance.interim_inputs` needs): a bounded copy per hop."""
+        (what :func:`edge.utterance.interim_inputs` needs; all of them for a model that
+        removes the utterance's mean)."""
         start = max(segment.start, segment.end - self._capacity,
                     self._frames - self._capacity)
         idx = np.arange(start, segment.end) % self._capacity
-        return self._mel[idx[-self.spec.window_frames:]], self._levels[idx]
+        frames = idx if self.spec.utterance_mean else idx[-self.spec.window_frames:]
+        return self._mel[frames], self._levels[idx]
 
     def _hop(self) -> Result | None:
         self.stats.hops += 1

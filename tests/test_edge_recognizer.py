@@ -135,6 +135,21 @@ def test_a_long_utterances_interims_are_its_newest_window(bundle, classifier, ra
     assert any(len(r.scores) > 1 for r in results if r.final)
 
 
+def test_interims_of_a_model_that_removes_the_utterance_mean(bundle, speech):
+    """With utterance_mean the interim needs every frame of the utterance so far (its band
+    means), not only the newest window's: it runs, one window per interim."""
+    import dataclasses
+
+    spec = dataclasses.replace(bundle.metadata.features, utterance_mean=True)
+    centred = dataclasses.replace(bundle, metadata=dataclasses.replace(bundle.metadata,
+                                                                        features=spec))
+    rec = Recognizer(centred)
+    results = rec.push(speech) + rec.finish()
+    interims = [r for r in results if r.event == "interim"]
+    assert interims and all(len(r.scores) == 1 for r in interims)
+    assert sum(r.final for r in results) == len(CLIPS)
+
+
 def test_same_results_any_block_size_when_resampling_from_48k(bundle, classifier, speech):
     x48 = resample(speech[: SR * 10], SR, 48000)
     rec = Recognizer(bundle, input_rate=48000, classifier=classifier)
