@@ -174,6 +174,9 @@ class _Stages:
               help="Skip the Keras reference model that is built when no RUN_DIR gives one.")
 @click.option("--no-peers", is_flag=True,
               help="Skip the librosa / python_speech_features front-end comparison.")
+@click.option("--no-instructions", is_flag=True,
+              help="Skip the instruction counts per hop and per file (valgrind's callgrind,"
+                   " about a minute per int8 bundle) and the predicted Raspberry Pi times.")
 @click.option("--json", "as_json", is_flag=True,
               help="Also print benchmark.json to stdout (nothing else goes to stdout).")
 @click.option("--readme", "readme", metavar="JSON", type=click.Path(dir_okay=False),
@@ -183,7 +186,8 @@ def cli(more_models: tuple[str, ...], data: tuple[str, ...], models: tuple[str, 
         threads: list[int], out: str, clips: int | None, conditions: list[str],
         live_clips: int, hour_seconds: float, repeats: int, keras_repeats: int,
         stream_seconds: float, process_repeats: int, hop_seconds: float | None, folds: bool,
-        no_keras: bool, no_peers: bool, as_json: bool, readme: str | None) -> None:
+        no_keras: bool, no_peers: bool, no_instructions: bool, as_json: bool,
+        readme: str | None) -> None:
     """Benchmark int8 against float models on accuracy, live use, latency, size and memory.
 
     \b
@@ -206,7 +210,9 @@ def cli(more_models: tuple[str, ...], data: tuple[str, ...], models: tuple[str, 
     the clips (pauses, final latency); latency of every step per hop (interim hops apart),
     the invoke and Keras predict; `listen` real-time factor, peak RSS and start to first
     result; an hour through predict and listen (peak RSS); size and load-only memory; our
-    front end against librosa and python_speech_features.
+    front end against librosa and python_speech_features; instructions per hop and per file
+    by stage (valgrind's callgrind, the same on a busy machine) and the Raspberry Pi 4 /
+    Zero 2 W time predicted from them.
 
     Exit status: 0 ok, 1 failure, 2 bad input (no data, no usable model; a bad model or
     clip among good ones is reported, the rest benchmarked, and the exit status is 2).
@@ -224,7 +230,7 @@ def cli(more_models: tuple[str, ...], data: tuple[str, ...], models: tuple[str, 
                    hour_seconds=hour_seconds, repeats=repeats, keras_repeats=keras_repeats,
                    stream_seconds=stream_seconds, process_repeats=process_repeats,
                    hop_seconds=hop_seconds, folds=folds, with_keras=not no_keras,
-                   peers=not no_peers, as_json=as_json)
+                   peers=not no_peers, instructions=not no_instructions, as_json=as_json)
     except EdgeSerError as e:
         raise CliError(e, PROG) from None
     except KeyboardInterrupt:
@@ -238,7 +244,7 @@ def run(arguments: list[str], *, data: list[str], threads: list[int], out: Path,
         clips: int | None, conditions: list[str], live_clips: int, hour_seconds: float,
         repeats: int, keras_repeats: int, stream_seconds: float, process_repeats: int,
         hop_seconds: float | None, folds: bool, with_keras: bool, peers: bool,
-        as_json: bool) -> int:
+        instructions: bool, as_json: bool) -> int:
     """The whole benchmark; returns the exit status."""
     started = time.perf_counter()
     load_at_start = load_average()
@@ -250,7 +256,7 @@ def run(arguments: list[str], *, data: list[str], threads: list[int], out: Path,
             raise ConfigError(f"--data {d}: no such directory")
     notes: list[str] = []
     errors: list[str] = []
-    stage = _Stages(9)
+    stage = _Stages(10)
 
     stage("models")
     contenders = choose_models(arguments, folds, notes, errors)
@@ -316,6 +322,10 @@ def run(arguments: list[str], *, data: list[str], threads: list[int], out: Path,
         peer = (frontend_peers(timing_set, repeats, notes) if peers
                 else {"skipped": "--no-peers"})
 
+    stage("instructions", " (callgrind, int8 bundles)")
+    counted = (instruction_counts(tflite_models, timing_set) if instructions
+               else {"skipped": "--no-instructions"})
+
     stage("report", f" in {out}")
     result = {
         "format": report.FORMAT, "format_version": report.FORMAT_VERSION,
@@ -341,6 +351,7 @@ def run(arguments: list[str], *, data: list[str], threads: list[int], out: Path,
         "baseline_process": baseline,
         "hour": hour,
         "frontend_peers": peer,
+        "instructions": counted,
         "notes": notes, "errors": errors,
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -357,6 +368,29 @@ def run(arguments: list[str], *, data: list[str], threads: list[int], out: Path,
 # --------------------------------------------------------------------------------------
 # The report
 # --------------------------------------------------------------------------------------
+
+
+def instruction_counts(bundles: list[Contender], evalset: EvalSet) -> dict[str, Any]:
+    """Per-hop and per-file instructions of each int8 bundle (:mod:`benchmarks.instructions`)
+    on the timing corpus's first clips."""
+    from benchmarks import instructions
+    from edge.audio import load
+
+    int8 = [c for c in bundles if c.is_int8]
+    if not int8:
+        return {"skipped": "no int8 bundle among the models"}
+    spec = int8[0].spec
+    clips = []
+    for u in evalset.utterances[:: max(1, len(evalset.utterances) // 12)][:12]:
+        try:
+            clips.append(load(u.path, spec.frontend.sample_rate))
+        except EdgeSerError:
+            continue
+    try:
+        return instructions.measure([(c.name, str(c.path)) for c in int8], clips, spec,
+                                    progress=say)
+    except ValueError as e:
+        return {"skipped": str(e)}
 
 
 def _describe_corpus(corpus: Corpus, evalset: EvalSet) -> dict[str, Any]:

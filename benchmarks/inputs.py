@@ -3,14 +3,15 @@ recording, the way the recogniser combines them.
 
 For a list of :class:`~benchmarks.recordings.DeviceRecording`, :func:`build` makes every
 window the device would classify (:func:`edge.utterance.utterance_inputs` of each final and,
-optionally, each interim segment) with the bookkeeping to put the results together again:
+optionally, :func:`edge.utterance.interim_inputs` of each interim segment: its newest window)
+with the bookkeeping to put the results together again:
 
 * an utterance's probabilities are the mean of its windows' (as
   :meth:`edge.classifier.Classifier.classify_inputs`: float32 mean);
 * a recording's are its utterances' averaged with weights ``max(speech seconds, 1e-3)``
   (:func:`edge.predict.prediction_of`); a recording without an utterance gets a NaN row
   (``edge-ser predict`` says ``"label": null``);
-* an interim's are the mean of its windows', like a final's.
+* an interim's are its one window's.
 
 Any function ``(n, *input_shape) float32 -> (n, n_labels)`` can be scored this way: a TFLite
 bundle through the runtime's classifier, or a Keras model on a batch.
@@ -26,7 +27,7 @@ import numpy as np
 from benchmarks.recordings import DeviceRecording
 from edge.endpoint import Segment
 from edge.features import FeatureSpec
-from edge.utterance import aggregate_utterances, utterance_inputs
+from edge.utterance import aggregate_utterances, interim_inputs, utterance_inputs
 
 SPEECH_WEIGHT_FLOOR = 1e-3
 """Smallest weight of an utterance in a recording's average, seconds (as ``predict``)."""
@@ -68,9 +69,10 @@ def _windows(recordings: Sequence[DeviceRecording], spec: FeatureSpec, which: st
         if not keep[i]:
             continue
         segments: tuple[Segment, ...] = getattr(rec, which)
+        inputs_of = interim_inputs if which == "interims" else utterance_inputs
         for seg in segments:
-            x = utterance_inputs(rec.mel[seg.start:seg.end], spec,
-                                 levels=rec.levels[seg.start:seg.end])
+            x = inputs_of(rec.mel[seg.start:seg.end], spec,
+                          levels=rec.levels[seg.start:seg.end])
             rows.append(x)
             owner += [len(rec_of)] * len(x)
             rec_of.append(i)

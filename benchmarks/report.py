@@ -77,7 +77,8 @@ STEPS = (
      " window: level normalisation, floor, cepstra, deltas"),
     ("invoke", "the interpreter wrapper's `invoke` on one normalised, quantised window"),
     ("end to end, interim hop", "`Recognizer.push` of one hop while an utterance is under"
-     " way: front end, endpointer, the utterance so far through the model (every window)"),
+     " way: front end, endpointer, the newest window of the utterance so far through the"
+     " model"),
     ("end to end, no-speech hop", "`Recognizer.push` of one hop outside speech"),
     ("end to end, hop with a final", "`Recognizer.push` of the hop in which an utterance"
      " ended: its final result from the whole utterance, then the hop's own"),
@@ -281,6 +282,32 @@ def _latency_section(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _instructions_section(r: dict[str, Any]) -> list[str]:
+    from benchmarks.instructions import to_markdown as instructions_markdown
+
+    ins = r.get("instructions")
+    lines = ["## Instructions per hop and per file (callgrind), and a predicted Raspberry Pi",
+             ""]
+    if not ins:
+        return []
+    if "skipped" in ins:
+        return lines + [f"Skipped: {ins['skipped']}.", ""]
+    lines += [f"Instructions executed (x86-64, counted by `{ins.get('tool', 'valgrind')}"
+              " --tool=callgrind`: the same on a busy machine, unlike the times above), split"
+              " by stage: front end (`MelStream.push` and the new frames' levels), endpointer,"
+              " model invoke (the interpreter wrapper's `invoke`), Python glue (everything"
+              f" else `Recognizer.push` does). One continuous stretch of speech"
+              f" ({ins.get('signal_seconds', '?')} s: clips cut to their utterances, end to end,"
+              " after a second of near silence) pushed one hop at a time after a warm-up, so"
+              " the utterance grows to its 6 s maximum; the interim hops nearest 1 s and 6 s"
+              " into the utterance, the medians over all interim and no-speech hops, and one"
+              " clip's decoded samples through a recogniser without interims (what `edge-ser"
+              " predict` runs per file). Under callgrind the simulated CPU has AVX2 but not"
+              " AVX-512, so numpy and XNNPACK run their AVX2 code.", ""]
+    lines.append(instructions_markdown(ins))
+    return lines
+
+
 def _streaming_section(r: dict[str, Any]) -> list[str]:
     lines = ["## Streaming: `edge-ser listen --file F --fast --json`", ""]
     rows = []
@@ -364,6 +391,7 @@ def to_markdown(r: dict[str, Any]) -> str:
     lines += _corpora_section(r)
     lines += _live_section(r)
     lines += _latency_section(r)
+    lines += _instructions_section(r)
     lines += _streaming_section(r)
     lines += _memory_section(r)
     lines += ["## Front end against its peers", ""]

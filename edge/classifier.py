@@ -34,10 +34,13 @@ class InputMap:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Model input from features ``(frames, n_mfcc, channels)``: int8 or float32."""
-        y = x * self.a + self.b
+        y = np.multiply(x, self.a, dtype=np.float32)
+        y += self.b
         if not self.quantized:
-            return y.astype(np.float32, copy=False)
-        return np.clip(np.rint(y), -128, 127).astype(np.int8)
+            return y
+        np.rint(y, out=y)
+        np.clip(y, -128, 127, out=y)
+        return y.astype(np.int8)
 
 
 def input_map(mean: np.ndarray, std: np.ndarray, scale: float, zero_point: int) -> InputMap:

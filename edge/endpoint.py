@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 
 from edge.errors import ConfigError
-from edge.levels import SILENT_DB
+from edge.levels import SILENT_DB, percentile
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class EndpointConfig:
     half of ``min_silence_ms``, so neighbouring utterances never overlap)."""
     max_speech_s: float = 6.0
     """An utterance is ended after this long and the next one begins, seconds (a monologue
-    gets a final every few seconds, and an interim result costs at most four windows)."""
+    gets a final every few seconds, and its final costs at most four windows)."""
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
@@ -210,28 +210,32 @@ class Endpointer:
         """Levels of the next frames (dB, oldest first) -> the events they decide."""
         events: list[EndpointEvent] = []
         c = self.config
-        for level in np.asarray(levels, dtype=np.float64).ravel():
+        history, size, every = self._history, self._history_size, self._update_every
+        margin, min_level, top_db = c.margin_db, c.min_level_db, c.top_db
+        for level in np.asarray(levels, dtype=np.float64).ravel().tolist():
             t = self._t
-            self._history[t % self._history_size] = level
-            self._filled = min(self._filled + 1, self._history_size)
-            if t % self._update_every == 0:
+            history[t % size] = level
+            if self._filled < size:
+                self._filled += 1
+            if t % every == 0:
                 # until the history is full, a lower percentile: a stream that opens in the
                 # middle of speech must not take the speech for the room
-                share = self._filled / self._history_size
-                self._floor = float(np.percentile(self._history[:self._filled],
-                                                  c.noise_percentile * share))
-            threshold = max(self._floor + c.margin_db, c.min_level_db)
-            if self._triggered:
-                threshold = max(threshold, self._peak - c.top_db)
-            speech = level > threshold
+                share = self._filled / size
+                self._floor = percentile(history[:self._filled], c.noise_percentile * share)
+            threshold = self._floor + margin
+            if threshold < min_level:
+                threshold = min_level
+            if self._triggered and self._peak - top_db > threshold:
+                threshold = self._peak - top_db
             self._t = t + 1
-            if speech:
+            if level > threshold:
                 if not self._triggered:
                     self._triggered, self._confirmed = True, False
                     self._first, self._speech, self._peak = t, 0, level
                 self._last = t
                 self._speech += 1
-                self._peak = max(self._peak, level)
+                if level > self._peak:
+                    self._peak = level
                 if self._confirmed and self._peak > self._onset_peak + c.reonset_db:
                     # louder than what its onset was found on (the words after a lead-in
                     # noise, or a rising voice): the onset is found again, relative to this
@@ -243,10 +247,10 @@ class Endpointer:
                     events.append(EndpointEvent("start", self._t, self.active, self._floor))
             elif self._triggered and t - self._last >= self._min_silence:
                 events.extend(self._close(self._last + 1 + self._pad))
-            if self._confirmed and self._t - self._start() >= self._max_frames:
-                events.extend(self._close(self._t))
-            elif self._triggered and not self._confirmed and \
-                    self._t - self._first >= self._max_frames:
+            if self._confirmed:
+                if self._t - self._start() >= self._max_frames:
+                    events.extend(self._close(self._t))
+            elif self._triggered and self._t - self._first >= self._max_frames:
                 self._triggered = False  # sparse blips that never made an utterance
         return events
 

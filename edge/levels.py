@@ -11,6 +11,7 @@ normaliser (how loud the speaker is) both read these levels.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -68,13 +69,41 @@ def frame_levels(mel: np.ndarray, config: FrontendConfig, *,
     return np.maximum(10.0 * np.log10(np.maximum(power, 1e-30)), SILENT_DB)
 
 
+def percentile(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` (its default, linear interpolation), to the last bit, for a
+    1-D float64 array without NaNs, at a tenth of the cost: one partition and the same
+    interpolation numpy does (``_lerp``), without the bookkeeping of its general form. The
+    endpointer calls it ten times a second and every hop asks for an utterance's level.
+
+    Parameters
+    ----------
+    values : np.ndarray [shape=(n,)], float64, ``n >= 1``
+    q : float, in [0, 100]
+    """
+    n = values.shape[0]
+    virtual = (n - 1) * (q / 100.0)
+    if virtual >= n - 1:
+        return float(values.max())
+    if virtual < 0:
+        return float(values.min())
+    below = int(math.floor(virtual))
+    gamma = virtual - below
+    part = np.partition(values, (below, below + 1))
+    a, b = float(part[below]), float(part[below + 1])
+    diff = b - a
+    return b - diff * (1.0 - gamma) if gamma >= 0.5 else a + diff * gamma
+
+
 def utterance_level(levels: np.ndarray, *, percentile: float = 90.0) -> float:
     """How loud an utterance is: the ``percentile`` of its frame levels, dB.
 
     A high percentile follows the voiced part of the speech and ignores pauses and the odd
     click; a gain of ``g`` dB on the audio adds exactly ``g`` to it.
     """
-    x = np.asarray(levels, dtype=np.float64)
+    x = np.asarray(levels, dtype=np.float64).ravel()
     if x.size == 0:
         return SILENT_DB
-    return float(np.percentile(x, percentile))
+    return _percentile(x, percentile)
+
+
+_percentile = percentile  # utterance_level's argument has the same name

@@ -18,7 +18,9 @@ through the front end (:class:`~edge.frontend.MelStream`: only the new frames), 
 levels through the endpointer (:mod:`edge.endpoint`), and each utterance through the
 classifier exactly as :mod:`edge.utterance` defines it. Three kinds of result:
 
-* ``interim``: every hop while an utterance is under way, from the utterance so far;
+* ``interim``: every hop while an utterance is under way, from the newest window of the
+  utterance so far (:func:`edge.utterance.interim_inputs`: one model run per hop, whatever
+  the utterance's length);
 * ``final``: once, when the utterance has ended (at most ``min_silence_ms`` after its last
   speech frame), from the whole utterance;
 * ``no_speech``: every hop outside an utterance.
@@ -46,6 +48,7 @@ from edge.errors import ConfigError
 from edge.frontend import MelStream
 from edge.levels import frame_levels
 from edge.shipped import load_model_bundle
+from edge.utterance import interim_inputs
 
 Event = Literal["interim", "final", "no_speech"]
 
@@ -272,6 +275,16 @@ class Recognizer:
         idx = np.arange(start, end) % self._capacity
         return self._mel[idx], self._levels[idx]
 
+    def _interim_frames(self, segment: Segment) -> tuple[np.ndarray, np.ndarray]:
+        """The levels of the utterance so far and the mel frames of its newest window only
+        (what :func:`edge.utterance.interim_inputs` needs; all of them for a model that
+        removes the utterance's mean)."""
+        start = max(segment.start, segment.end - self._capacity,
+                    self._frames - self._capacity)
+        idx = np.arange(start, segment.end) % self._capacity
+        frames = idx if self.spec.utterance_mean else idx[-self.spec.window_frames:]
+        return self._mel[frames], self._levels[idx]
+
     def _hop(self) -> Result | None:
         self.stats.hops += 1
         active = self._endpointer.active
@@ -282,7 +295,8 @@ class Recognizer:
         if not self.interims:
             return None
         self.stats.interims += 1
-        scores = self.classifier.classify_utterance(*self._frames_of(active))
+        mel, levels = self._interim_frames(active)
+        scores = self.classifier.classify_inputs(interim_inputs(mel, self.spec, levels=levels))
         return self._result("interim", self._seconds_at(self._frames), self._utterances,
                             active, scores)
 

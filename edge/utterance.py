@@ -69,9 +69,13 @@ def normalized_log_mel(mel: np.ndarray, spec: FeatureSpec, level_db: float) -> n
     return (10.0 * np.log10(floored) - level_db).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=16)
 def floor_log_mel(spec: FeatureSpec) -> np.ndarray:
-    """The log-mel frame of pure floor (what padding becomes), float32 ``(n_mels,)``."""
-    return (10.0 * np.log10(_floor_mel(spec))).astype(np.float32)
+    """The log-mel frame of pure floor (what padding becomes), float32 ``(n_mels,)``,
+    read-only."""
+    floor = (10.0 * np.log10(_floor_mel(spec))).astype(np.float32)
+    floor.setflags(write=False)
+    return floor
 
 
 def window_starts(n_frames: int, spec: FeatureSpec) -> np.ndarray:
@@ -150,6 +154,46 @@ def utterance_inputs(mel: np.ndarray, spec: FeatureSpec, *,
     w = spec.window_frames
     return np.stack([window_input(log_mel[s:s + w], spec, pad)
                      for s in window_starts(len(log_mel), spec)])
+
+
+def interim_inputs(mel: np.ndarray, spec: FeatureSpec, *,
+                   levels: np.ndarray | None = None) -> np.ndarray:
+    """The model input of an utterance still under way: its newest window only.
+
+    The last window :func:`utterance_inputs` gives for the same frames (it starts at
+    ``max(0, n_frames - window_frames)``), normalised with the level (and, with
+    ``utterance_mean``, the band means) of the whole utterance so far: an utterance up to one
+    window long gets exactly its :func:`utterance_inputs`. One window whatever the length, so
+    a live interim costs about the same at 1 s and at 6 s (only the level's percentile over
+    the utterance's frame levels grows, and it is small).
+
+    Parameters
+    ----------
+    mel : np.ndarray [shape=(m, n_mels)]
+        The utterance's mel power frames so far: all ``n_frames`` of them, or (with
+        ``levels`` given and without ``utterance_mean``) at least the last
+        ``min(n_frames, window_frames)``.
+    levels : np.ndarray [shape=(n_frames,)] or None
+        The frame levels of the whole utterance so far; None: computed from ``mel`` (which
+        must then be the whole utterance).
+
+    Returns
+    -------
+    np.ndarray [shape=(1, *spec.input_shape)], float32.
+    """
+    if levels is None:
+        levels = frame_levels(mel, spec.frontend)
+    n = len(levels)
+    level = utterance_level(levels, percentile=spec.level_percentile)
+    newest = len(mel) - (n - max(0, n - spec.window_frames))
+    if spec.utterance_mean:
+        if len(mel) != n:
+            raise ValueError(f"utterance_mean needs all {n} frames, got {len(mel)}")
+        log_mel, pad = centred(normalized_log_mel(mel, spec, level), spec)
+        log_mel = log_mel[newest:]
+    else:
+        log_mel, pad = normalized_log_mel(mel[newest:], spec, level), floor_log_mel(spec)
+    return window_input(log_mel, spec, pad)[None]
 
 
 def aggregate_utterances(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:

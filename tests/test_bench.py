@@ -45,7 +45,7 @@ from train.corpora import Utterance
 # checked in-process below; one room condition stands for the four.
 TINY = ["--clips", "12", "--repeats", "20", "--threads", "1", "--stream-seconds", "8",
         "--process-repeats", "1", "--no-keras", "--live-clips", "6", "--hour-seconds", "30",
-        "--conditions", "quiet"]
+        "--conditions", "quiet", "--no-instructions"]  # callgrind: tests/test_instructions.py
 
 
 def f1_and_recall(cm: np.ndarray, no_result: np.ndarray) -> tuple[float, list[float | None]]:
@@ -347,7 +347,7 @@ def test_bad_model_and_clip_reported_others_benchmarked_without_optional_deps(
         [sys.executable, "-c", WITHOUT_OPTIONAL, "--data", str(data), "--models", str(int8),
          str(garbage), "--clips", "20", "--repeats", "5", "--threads", "1", "--stream-seconds",
          "5", "--process-repeats", "1", "--live-clips", "3", "--hour-seconds", "0",
-         "--out", str(out)],
+         "--no-instructions", "--out", str(out)],
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr

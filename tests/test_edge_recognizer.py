@@ -101,7 +101,54 @@ def test_results_in_time_order_with_interims_every_hop(bundle, classifier, speec
         interims = [r for r in results if r.event == "interim" and r.utterance == f.utterance]
         # the onset may move later while the utterance grows louder (a lead-in noise dropped)
         assert interims and all(r.start <= f.start for r in interims)
+        # one model run per interim, whatever the length of the utterance so far
+        assert all(len(r.scores) == 1 for r in interims)
     assert rec.stats.utterances == len(CLIPS) and rec.stats.hops == len(hops)
+
+
+def test_a_long_utterances_interims_are_its_newest_window(bundle, classifier, ravdess_dir):
+    """Two clips end to end make one utterance longer than a window: every interim is the
+    model on the newest window of the utterance so far (edge.utterance.interim_inputs), one
+    run whatever the length, while its final is still every window of it."""
+    from edge.utterance import interim_inputs
+
+    spec = bundle.metadata.features
+    hop = spec.frontend.hop_length
+    clips = []
+    for c in CLIPS[:3]:  # each cut to its own utterance, so no pause ends the long one
+        clip = load(ravdess_dir / f"{c}.flac", SR)
+        (seg,) = recording_segments(recording_frames(clip, spec)[1], spec)
+        clips.append(clip[seg.start * hop:seg.end * hop])
+    x = np.concatenate([np.zeros(SR, np.float32), *clips, np.zeros(SR, np.float32)])
+    x = x + room(x.size / SR, -65.0)
+    rec = Recognizer(bundle, classifier=classifier)
+    results = rec.push(x) + rec.finish()
+    mel, levels = recording_frames(x, spec)
+    fps = spec.frames_per_second
+    interims = [r for r in results if r.event == "interim"]
+    assert max(r.end - r.start for r in interims) > spec.window_seconds + 0.5
+    for r in interims:
+        a, b = round(r.start * fps), round(r.end * fps - (spec.frontend.frame_length
+                                                          - spec.frontend.hop_length) / SR * fps)
+        seg = slice(a, b)
+        want = classifier.classify_inputs(interim_inputs(mel[seg], spec, levels=levels[seg]))
+        assert r.scores == [[int(v) for v in want.scores[0]]]
+    assert any(len(r.scores) > 1 for r in results if r.final)
+
+
+def test_interims_of_a_model_that_removes_the_utterance_mean(bundle, speech):
+    """With utterance_mean the interim needs every frame of the utterance so far (its band
+    means), not only the newest window's: it runs, one window per interim."""
+    import dataclasses
+
+    spec = dataclasses.replace(bundle.metadata.features, utterance_mean=True)
+    centred = dataclasses.replace(bundle, metadata=dataclasses.replace(bundle.metadata,
+                                                                        features=spec))
+    rec = Recognizer(centred)
+    results = rec.push(speech) + rec.finish()
+    interims = [r for r in results if r.event == "interim"]
+    assert interims and all(len(r.scores) == 1 for r in interims)
+    assert sum(r.final for r in results) == len(CLIPS)
 
 
 def test_same_results_any_block_size_when_resampling_from_48k(bundle, classifier, speech):

@@ -15,6 +15,7 @@ from edge.levels import frame_levels
 from edge.utterance import (
     aggregate_utterances,
     floor_log_mel,
+    interim_inputs,
     normalized_log_mel,
     recording_frames,
     recording_segments,
@@ -85,6 +86,22 @@ def test_long_utterances_have_several_windows(clip):
     mel, levels = recording_frames(x, SPEC)
     got = utterance_inputs(mel, SPEC, levels=levels)
     assert got.shape[0] == len(window_starts(len(mel), SPEC)) > 2
+
+
+def test_an_interim_is_the_newest_window_of_the_utterance_so_far(clip):
+    """Bit for bit the last window of the utterance so far (the whole utterance's level), one
+    window at any length; the mel frames of that window alone are enough."""
+    x = np.concatenate([clip, clip])
+    mel, levels = recording_frames(x, SPEC)
+    w = SPEC.window_frames
+    for n in (1, 37, w - 1, w, w + 1, w + 149, len(mel)):
+        full = utterance_inputs(mel[:n], SPEC, levels=levels[:n])
+        got = interim_inputs(mel[:n], SPEC, levels=levels[:n])
+        assert got.shape == (1, *SPEC.input_shape)
+        np.testing.assert_array_equal(got[0], full[-1])
+        np.testing.assert_array_equal(interim_inputs(mel[:n][-w:], SPEC, levels=levels[:n]), got)
+        np.testing.assert_array_equal(interim_inputs(mel[:n], SPEC), got)
+    assert len(utterance_inputs(mel, SPEC, levels=levels)) > 1
 
 
 def test_aggregate_weights_by_speech():

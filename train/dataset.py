@@ -44,8 +44,9 @@ from edge.levels import frame_levels
 from edge.utterance import recording_frames, recording_segments, utterance_inputs
 from train.corpora import Utterance
 
-CACHE_VERSION = "mel-1"
-"""Bump when the cached frames' recipe changes, so old cache entries are not used."""
+CACHE_VERSION = "mel-2"
+"""Bump when the cached frames' recipe changes, so old cache entries are not used (mel-2: the
+mel projection in float32, frames equal to float32 rounding of mel-1's)."""
 
 
 def default_cache_dir() -> Path:

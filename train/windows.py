@@ -28,6 +28,7 @@ from edge.utterance import (
     utterance_inputs,
     window_input,
 )
+from edge.utterance import interim_inputs as device_interim_inputs  # same name as ours
 from train.dataset import Recording
 
 
@@ -143,22 +144,23 @@ def augmented_inputs(recordings: list[Recording], labels: np.ndarray, spec: Feat
 def interim_inputs(recordings: list[Recording], spec: FeatureSpec, hop_frames: int
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The interim inputs of every recording exactly as ``listen`` makes them: at every hop
-    boundary of the stream where an utterance is under way, the utterance so far (from the
-    onset the endpointer had then), cut into windows (:func:`edge.endpoint.replay`).
+    boundary of the stream where an utterance is under way, the newest window of the
+    utterance so far (from the onset the endpointer had then; :func:`edge.endpoint.replay`,
+    :func:`edge.utterance.interim_inputs`): one row per interim.
 
     Returns
     -------
     inputs : np.ndarray [shape=(n_windows, *spec.input_shape)], float32
     interim : np.ndarray [shape=(n_windows,)], int64, the interim result each row belongs to
-        (average the rows of one interim to get its probabilities)
+        (one row each; average the rows of one interim to get its probabilities)
     recording : np.ndarray [shape=(n_interims,)], int64, the recording of each interim
     """
     rows, interim, owner = [], [], []
     for i, rec in enumerate(recordings):
         _, under_way = replay(rec.levels, spec.endpoint, spec.frames_per_second, hop_frames)
         for seg in under_way:
-            x = utterance_inputs(rec.mel[seg.start:seg.end], spec,
-                                 levels=rec.levels[seg.start:seg.end])
+            x = device_interim_inputs(rec.mel[seg.start:seg.end], spec,
+                                      levels=rec.levels[seg.start:seg.end])
             rows.append(x)
             interim += [len(owner)] * len(x)
             owner.append(i)
