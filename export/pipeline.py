@@ -205,11 +205,12 @@ def held_out_cases(run: RunConfig, model) -> tuple[list[HeldOutCase], str, str]:
     if not folds:
         raise ConfigError(f"{run.directory}: no held-out speakers to verify on (no test"
                           " speakers and no folds/); train with --folds K or --test-actors")
-    cases = [HeldOutCase(f"{run.kind} fold {k}", read_run(d)) for k, d in enumerate(folds, 1)]
+    cases = [HeldOutCase(f"{run.kind} {d.name.replace('-', ' ')}", read_run(d)) for d in folds]
+    names = ", ".join(d.name for d in folds)
     return (cases,
-            f"{len(folds)}-fold cross-validation by speaker: each fold's model converted the"
-            " same way (calibrated on its training speakers) and scored on its test speakers",
-            f"{len(folds)}-fold cross-validation by speaker (fold models)")
+            f"cross-validation by speaker ({names}): each fold's model converted the same way"
+            " (calibrated on its training speakers) and scored on its test speakers",
+            f"cross-validation by speaker ({names}; fold models)")
 
 
 def verify_cases(cases: list[HeldOutCase], run: RunConfig, corpus: RunClips,
