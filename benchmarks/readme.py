@@ -256,29 +256,54 @@ def shipped_table(r: dict[str, Any], default: str) -> str:
     t1 = min((r.get("settings") or {}).get("threads") or [1])
     header = ["bundle", "accuracy, unseen speakers", "interim", "size",
               f"ms per hop while speaking ({t1} thread)"]
-    rows, notes = [], []
+    rows, notes, from_metadata = [], [], False
     for x in sorted(_shipped(r), key=lambda x: (x["name"] != name, x["quantization"] != "int8",
                                                 x["name"])):
         src, mark, _ = _source(r, x, notes)
         a = src.get("accuracy") or {}
         se = a.get("accuracy_se")
+        accuracy = f_(a.get("accuracy")) + (f" ± {se:.3f}" if se is not None else "")
+        interim = f_((a.get("interim") or {}).get("accuracy"))
+        if mark == "¹":  # only its training speakers here: never shown as unseen speakers
+            accuracy, interim = _metadata_figures(x)
+            from_metadata = True
         hop = latency_row(r, INTERIM_HOP, x["name"], t1)
         rows.append([f"`{x['name']}`" + (" (default)" if x["name"] == name else ""),
-                     f_(a.get("accuracy")) + (f" ± {se:.3f}" if se is not None else ""),
-                     f_((a.get("interim") or {}).get("accuracy")),
-                     kb(x["size_bytes"]),
+                     accuracy, interim, kb(x["size_bytes"]),
                      f"{hop['median_ms']:.2f}" if hop else "-"])
     d = (r.get("data") or [{}])[0]
     m = r.get("machine") or {}
-    note = (f"Accuracy: each of {d.get('clips')} recordings of `{d.get('name')}`"
-            f" ({len(d.get('speakers') or [])} speakers) scored by a model that never heard"
-            f" its speaker (the {len(_folds_of(r, name))}-fold cross-validation of the"
-            " bundle's recipe), as `edge-ser predict` scores a file; ± one standard error"
+    held = next((x for x in models(r) if x["name"] ==
+                 next((y.get("held_out_by") for y in models(r) if y["name"] == name), None)),
+                {})
+    n_held = (held.get("accuracy") or {}).get("n")
+    note = (f"Accuracy: recordings of `{d.get('name')}` scored by a model that never heard"
+            f" their speaker ({n_held} recordings: "
+            f"{', '.join(Path(f).name for f in _folds_of(r, name))} of the bundle's recipe's"
+            " cross-validation), as `edge-ser predict` scores a file; ± one standard error"
             " over the recordings. Interim: the utterance so far, every hop, as `listen`"
             " shows it live. Per hop: the median of `Recognizer.push` while an utterance is"
             f" under way, on {m.get('cpu')} ({m.get('cores')} cores), not a Raspberry Pi;"
             f" `ser-bench`, {r['created'][:10]}.")
+    if from_metadata:
+        note += (" ³ Not scored on unseen speakers in this run (no fold models of its recipe"
+                 " here): the figure its export measured on its own cross-validation's held-out"
+                 " speakers, from the bundle's metadata (`edge-ser info`).")
     return "\n".join(table(header, rows) + ["", note]) + "\n"
+
+
+def _metadata_figures(x: dict[str, Any]) -> tuple[str, str]:
+    """Held-out accuracy and interim accuracy a bundle's own metadata records (its export's
+    and its training's cross-validation), marked ³; dashes when it has none."""
+    from edge.bundle import load_bundle
+
+    try:
+        acc = load_bundle(x["path"]).metadata.accuracy
+    except Exception:  # a missing or unreadable bundle: no figure rather than a wrong one
+        return "- ³", "-"
+    export, training = acc.get("export") or {}, acc.get("training") or {}
+    interim = training.get("interim_accuracy_mean")
+    return (f_(export.get("accuracy")) + " ³", f_(interim) + " ³" if interim else "-")
 
 
 def _folds_of(r: dict[str, Any], name: str) -> list[str]:
