@@ -234,7 +234,8 @@ def test_accuracy_is_consistent_and_honest_about_speakers(bench: dict) -> None:
             assert [a["recall"][k] for k in x["labels"]] == pytest.approx(recall)
             assert a["interim"]["n"] == data["interims"] > 0
             assert is_count_share(a["interim"]["accuracy"], a["interim"]["n"])
-        # RAVDESS 01-04: the fold's test actors; SAVEE: its training speakers, and no calm
+        # RAVDESS 01-04: the fold's test actors; SAVEE: held out too when the recipe leaves it
+        # out (the shipped CNN's), else training speakers (flagged); and no calm
         assert not set(ravdess["speakers"]) & set(x["trained_on_speakers"])
         assert x["accuracy"]["headline"] == HELD_OUT
         calm = x["labels"].index("calm")
@@ -242,8 +243,12 @@ def test_accuracy_is_consistent_and_honest_about_speakers(bench: dict) -> None:
         assert x["accuracy"]["recall"]["calm"] == pytest.approx(
             cm[calm, calm] / (cm[calm].sum() + x["accuracy"]["no_result_per_class"][calm]))
         sav = x["corpora"]["savee-16k"]
-        assert set(savee["speakers"]) <= set(x["trained_on_speakers"])
-        assert sav["headline"] == TRAINING and sav["held_out"] is None
+        heard = set(savee["speakers"]) & set(x["trained_on_speakers"])
+        assert heard in (set(), set(savee["speakers"]))
+        if heard:
+            assert sav["headline"] == TRAINING and sav["held_out"] is None
+        else:
+            assert sav["headline"] == HELD_OUT
         assert sav["counted_as"] == {"calm": "neutral"} and sav["recall"]["calm"] is None
         quiet = x["conditions"]["quiet"]
         assert quiet["headline"] == HELD_OUT and quiet["n"] == x["accuracy"]["n"]
@@ -568,15 +573,15 @@ def test_input_subsets_keep_only_their_recordings() -> None:
 
 
 def test_readme_tables_are_the_committed_reports() -> None:
-    """The README's benchmark tables are `ser-bench --readme reports/benchmark.json`, to the
-    letter: a figure edited by hand, or a report re-run without regenerating the tables,
-    fails here."""
+    """The published benchmark tables (docs/benchmarks.md, linked from the README) are
+    `ser-bench --readme reports/benchmark.json`, to the letter: a figure edited by hand, or a
+    report re-run without regenerating the tables, fails here."""
     repo = Path(__file__).resolve().parents[1]
     done = subprocess.run([*ser_bench(), "--readme", str(repo / "reports" / "benchmark.json")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     tables = done.stdout.strip()
     assert tables.count("\n| --- |") >= 2  # the accuracy and the device tables
-    readme = (repo / "README.md").read_text()
-    assert tables in readme, "README.md's tables differ from `ser-bench --readme" \
-        " reports/benchmark.json`: paste its output over them"
+    page = (repo / "docs" / "benchmarks.md").read_text()
+    assert tables in page, "docs/benchmarks.md's tables differ from `ser-bench --readme" \
+        " reports/benchmark.json`: run make docs"

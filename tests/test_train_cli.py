@@ -258,8 +258,8 @@ def test_a_stopped_run_resumes_after_its_finished_folds(tiny):
     is trained again and comes out the same (same seed, same machine)."""
     root = tiny["root"]
     log = tiny["runs"]["resumed"].stderr
-    assert "fold 1: taken over from the interrupted run" in log and "fold 1/2:" not in log
-    assert "fold 2/2:" in log
+    assert "fold 1: taken over from the interrupted run" in log and "fold 1 epoch" not in log
+    assert "fold 2 epoch 1/1" in log
     a = json.loads((root / "folds" / "report.json").read_text())
     b = json.loads((root / "resumed" / "report.json").read_text())
     assert a["pooled"]["confusion"] == b["pooled"]["confusion"]
@@ -287,20 +287,21 @@ def test_only_folds_runs_part_of_the_partition_and_says_so(tiny):
 def test_a_fold_result_of_another_recipe_is_not_taken_over(tmp_path):
     from edge.features import FeatureSpec
     from train.fit import TrainConfig
-    from train.run import RunPlan, _finished_fold, _fold_key
+    from train.plan import RunPlan
+    from train.reuse import finished_fold, fold_key
 
     plan = RunPlan(out=tmp_path, spec=FeatureSpec(), train=TrainConfig(), data=())
     args = (0, ["a", "b"], ["s1"], [], ["s2"], 60)
-    key = _fold_key(plan, *args)
-    assert key == _fold_key(plan, *args)
+    key = fold_key(plan, *args)
+    assert key == fold_key(plan, *args)
     other = replace(plan, train=TrainConfig(learning_rate=1e-3))
-    assert _fold_key(other, *args) != key
-    assert _fold_key(plan, 1, *args[1:]) != key
+    assert fold_key(other, *args) != key
+    assert fold_key(plan, 1, *args[1:]) != key
     (tmp_path / "fold-result.json").write_text(json.dumps({"key": key, "report": {}}))
-    assert _finished_fold(tmp_path, key) is None  # no model saved beside it
+    assert finished_fold(tmp_path, key) is None  # no model saved beside it
     (tmp_path / "model.keras").write_bytes(b"x")
-    assert _finished_fold(tmp_path, key) == {"key": key, "report": {}}
-    assert _finished_fold(tmp_path, _fold_key(other, *args)) is None
+    assert finished_fold(tmp_path, key) == {"key": key, "report": {}}
+    assert finished_fold(tmp_path, fold_key(other, *args)) is None
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path):

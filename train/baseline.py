@@ -32,7 +32,7 @@ from train.dataset import (
 )
 from train.evaluate import markdown_report, plot_confusion, scores, summarize_folds, write_json
 from train.labels import LabelMap
-from train.run import versions
+from train.plan import versions
 
 
 def utterance_statistics(inputs: np.ndarray, windows: list[np.ndarray],

@@ -284,7 +284,8 @@ def _main(*, data, corpora, kind, out, folds, repeats, final, only_folds, cv_fro
     from train.augment import WaveAugment
     from train.fit import TrainConfig
     from train.models import check_options
-    from train.run import RunPlan, run
+    from train.plan import RunPlan
+    from train.run import run
 
     check_options(kind, _parse_options(model_options))
     plan = RunPlan(

@@ -17,24 +17,17 @@ Layout of RUN_DIR::
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import importlib.metadata
 import json
-import platform
 import shutil
-import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge import __version__
 from edge.errors import ConfigError
-from edge.features import DEFAULT_HOP_SECONDS, FeatureSpec, Normalizer
-from train.augment import WaveAugment
+from edge.features import DEFAULT_HOP_SECONDS, Normalizer
 from train.conditions import CONDITIONS
 from train.corpora import Utterance
 from train.dataset import (
@@ -56,84 +49,13 @@ from train.evaluate import (
 from train.fit import FitResult, TrainConfig, fit_model, predict
 from train.labels import LabelMap
 from train.models import multiply_adds
+from train.plan import RunPlan, log, training_dict, versions
+from train.reuse import FOLD_RESULT, finished_fold, fold_key, reused_cv, wait_for_cv
+from train.scoring import EvalCorpus, corpus_scores, evaluate_model
 from train.windows import (
-    WindowAugment,
     augmented_inputs,
     device_inputs,
-    interim_inputs,
-    mean_by,
-    recording_probabilities,
 )
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """Everything a run needs besides the utterances."""
-
-    out: Path
-    spec: FeatureSpec
-    train: TrainConfig
-    data: tuple[dict[str, str], ...]
-    folds: int | None = 4
-    repeats: int = 1
-    """Cross-validation repeated over this many different speaker partitions."""
-    test_speakers: tuple[str, ...] | None = None
-    val_speakers: int = 0
-    augment: WaveAugment | None = field(default_factory=WaveAugment)
-    aug_copies: int = 4
-    windows: WindowAugment = field(default_factory=WindowAugment)
-    conditions: tuple[str, ...] = tuple(CONDITIONS)
-    """Room conditions the held-out speakers are also scored under."""
-    extra_data: tuple[dict[str, str], ...] = ()
-    """Corpora that only ever train (see :func:`run`)."""
-    eval_data: tuple[dict[str, str], ...] = ()
-    """Corpora scored but never trained on (leave-one-corpus-out)."""
-    teachers: tuple[Path, ...] = ()
-    """Run directories whose models (the same folds' and the shipped one) teach this run's
-    (knowledge distillation from their average)."""
-    cache_dir: Path | None = None
-    use_cache: bool = True
-    final: bool = True
-    only_folds: tuple[int, ...] = ()
-    """Run only these folds (1-based, of all repeats' folds) of the partition; empty: all. The
-    report covers those folds and says so (compute for part of a cross-validation)."""
-    cv_from: Path | None = None
-    """A run of this recipe on the same data whose cross-validation (fold reports and fold
-    models) this run takes over: only the shipped model is trained (see :func:`reused_cv`)."""
-    command: str = ""
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def versions() -> dict[str, str]:
-    out = {"edge_ser": __version__, "python": platform.python_version()}
-    for dist in ("tensorflow", "tensorflow-cpu", "keras", "numpy", "librosa", "scikit-learn"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            out[dist] = importlib.metadata.version(dist)
-    return out
-
-
-def _training_dict(plan: RunPlan, train: list[str], val: list[str], test: list[str],
-                   epochs: int, augmented: list[str]) -> dict[str, Any]:
-    return {
-        "data": list(plan.data), "extra_data": list(plan.extra_data),
-        "train_speakers": train, "val_speakers": val,
-        "test_speakers": test, "augmented_speakers": augmented, "seed": plan.train.seed,
-        "epochs": epochs, "augment": asdict(plan.augment) if plan.augment else False,
-        "aug_copies": plan.aug_copies if plan.augment else 0,
-        "windows": asdict(plan.windows),
-        "spec_augment": asdict(plan.train.spec_augment) if plan.train.spec_augment else False,
-        "loss": plan.train.loss, "cmn": plan.train.cmn, "mixup": plan.train.mixup,
-        "label_smoothing": plan.train.label_smoothing, "weight_decay": plan.train.weight_decay,
-        "class_weights": plan.train.class_weights,
-        "corpus_balance": plan.train.corpus_balance and plan.train.class_weights,
-        "model_options": plan.train.model_options,
-        "teachers": [str(t) for t in plan.teachers],
-        "distill": plan.train.distill if plan.teachers else None,
-        "batch_size": plan.train.batch_size, "learning_rate": plan.train.learning_rate,
-    }
 
 
 def save_model(directory: Path, result: FitResult, plan: RunPlan, labels: list[str],
@@ -154,154 +76,10 @@ def save_model(directory: Path, result: FitResult, plan: RunPlan, labels: list[s
 
 
 # --------------------------------------------------------------------------------------
-# Scoring a model the way the device does
-# --------------------------------------------------------------------------------------
-
-
-def clip_predictions(model, recordings: list[Recording], spec: FeatureSpec) -> np.ndarray:
-    """Per-recording probabilities ``(n, n_labels)`` (NaN rows: no speech found)."""
-    d = device_inputs(recordings, spec)
-    probs = predict(model, d.inputs)
-    return recording_probabilities(probs, d)
-
-
-def predicted_labels(probs: np.ndarray, *, merge: dict[int, int] | None = None) -> np.ndarray:
-    """Top class per row; -1 where there was no speech (NaN row). ``merge`` maps predicted
-    classes onto others first (``calm -> neutral`` for a corpus without calm)."""
-    out = np.where(np.isnan(probs).any(axis=1), -1, np.nan_to_num(probs).argmax(axis=1))
-    for a, b in (merge or {}).items():
-        out[out == a] = b
-    return out
-
-
-def _scores(y: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[str, Any]:
-    """:func:`train.evaluate.scores` plus how many recordings got no result (counted wrong)."""
-    s = scores(y, np.where(y_pred < 0, len(labels), y_pred), labels)
-    s["accuracy"] = float(np.mean(y_pred == y)) if len(y) else 0.0
-    s["no_speech"] = int(np.count_nonzero(y_pred < 0))
-    return s
-
-
-def interim_accuracy(model, recordings: list[Recording], y: np.ndarray, spec: FeatureSpec
-                     ) -> dict[str, Any]:
-    """Accuracy of the interim results (utterance so far, every hop) of held-out speakers."""
-    hop = max(1, int(round(DEFAULT_HOP_SECONDS * spec.frames_per_second)))
-    x, interim, owner = interim_inputs(recordings, spec, hop)
-    if len(x) == 0:
-        return {"accuracy": 0.0, "n": 0}
-    probs = mean_by(predict(model, x), interim, len(owner))
-    return {"accuracy": float(np.mean(probs.argmax(axis=1) == y[owner])), "n": int(len(owner))}
-
-
-def evaluate_model(model, spec: FeatureSpec, labels: list[str], y: np.ndarray,
-                   clean: list[Recording], conditions: dict[str, list[Recording]]
-                   ) -> tuple[dict[str, Any], np.ndarray]:
-    """Clean, interim and per-condition scores of held-out recordings; also the clean
-    predicted labels."""
-    y_pred = predicted_labels(clip_predictions(model, clean, spec))
-    out = {"test": _scores(y, y_pred, labels),
-           "interim": interim_accuracy(model, clean, y, spec), "conditions": {}}
-    for name, recs in conditions.items():
-        pred = predicted_labels(clip_predictions(model, recs, spec))
-        out["conditions"][name] = {"accuracy": float(np.mean(pred == y)),
-                                   "no_speech": int(np.count_nonzero(pred < 0))}
-    return out, y_pred
-
-
-@dataclass
-class EvalCorpus:
-    """A corpus scored but never trained on."""
-
-    name: str
-    recordings: list[Recording]
-    y: np.ndarray
-    """Indices into the run's classes."""
-    merge: dict[int, int]
-
-
-def corpus_scores(model, corpus: EvalCorpus, spec: FeatureSpec, labels: list[str]
-                  ) -> dict[str, Any]:
-    pred = predicted_labels(clip_predictions(model, corpus.recordings, spec),
-                            merge=corpus.merge)
-    present = sorted(set(corpus.y.tolist()))
-    return {"accuracy": float(np.mean(pred == corpus.y)), "n": int(len(corpus.y)),
-            "classes": [labels[i] for i in present],
-            "no_speech": int(np.count_nonzero(pred < 0)),
-            "macro_recall": float(np.mean([np.mean(pred[corpus.y == c] == c)
-                                           for c in present]))}
-
-
-# --------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------
 
 
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-_PER_FOLD = {"train_speakers", "val_speakers", "test_speakers", "augmented_speakers", "seed",
-             "epochs"}
-"""Training settings that differ between folds by design (``epochs`` is the fold's kept
-epoch; the shipped model trains for the median of the folds')."""
-
-
-def reused_cv(plan: RunPlan, labels: list[str], speakers: list[str]) -> dict[str, Any]:
-    """The cross-validation of ``plan.cv_from`` for this run, checked: the same model kind,
-    labels, corpora and speakers; every other difference of the recipe (front end, training
-    options; compared on its fold 1) is returned under ``differences``, never hidden."""
-    src = Path(plan.cv_from)
-    try:
-        report = json.loads((src / "report.json").read_text())
-        fold_config = json.loads((src / "folds" / "fold-1" / "config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"--cv-from {src}: not a ser-train run with folds ({e})") from None
-    if plan.out.resolve() == src.resolve():
-        raise ConfigError(f"--cv-from {src}: the same directory as --out (it would be"
-                          " overwritten); write the new run elsewhere")
-    if not isinstance(report, dict) or report.get("summary") is None or not report.get("folds"):
-        raise ConfigError(f"--cv-from {src}: the run has no cross-validation")
-    paths = [d["path"] for d in plan.data]
-    try:
-        theirs = [d["path"] for d in report["data"]]
-        kind, their_speakers = report["model"]["kind"], report["speakers"]
-        their_labels = report["labels"]
-        other = {**_flat(fold_config["features"], "features."),
-                 **{f"training.{k}": v for k, v in _flat(fold_config["training"]).items()
-                    if k.split(".")[0] not in _PER_FOLD}}
-    except (KeyError, TypeError) as e:
-        raise ConfigError(f"--cv-from {src}: its report or fold config lacks {e} (a run of an"
-                          " older ser-train?)") from None
-    for what, mine, other_value in (("model", plan.train.kind, kind),
-                                    ("labels", labels, their_labels),
-                                    ("--data", paths, theirs),
-                                    ("speakers", speakers, their_speakers)):
-        if mine != other_value:
-            raise ConfigError(f"--cv-from {src}: its {what} differ ({other_value} there,"
-                              f" {mine} here); its folds do not measure this model")
-    recipe = json.loads(json.dumps(_training_dict(plan, [], [], [], plan.train.epochs, [])))
-    mine = {**_flat(json.loads(json.dumps(plan.spec.to_dict())), "features."),
-            **{f"training.{k}": v for k, v in _flat(recipe).items()
-               if k.split(".")[0] not in _PER_FOLD}}
-    # The code that made it: settings cannot show a change of behaviour.
-    mine["edge_ser"] = __version__
-    other["edge_ser"] = (report.get("versions") or {}).get("edge_ser")
-    # A setting one side does not record (older code) matches the other's "off" value.
-    # Training-only corpora may differ (the folds left a corpus out to score it, the shipped
-    # model trains on it): the folds still test the same speakers; listed as a difference.
-    differences = {k: {"cv_run": other.get(k), "this_run": mine.get(k)}
-                   for k in sorted(set(mine) | set(other)) if mine.get(k) != other.get(k)
-                   and not (None in (mine.get(k), other.get(k))
-                            and not (mine.get(k) or other.get(k)))}
-    return {"run": str(src.resolve()), "command": report.get("command"),
-            "versions": report.get("versions"), "differences": differences,
-            "report": report}
 
 
 def _load(plan: RunPlan, utts: list[Utterance], variant: Variant, desc: str
@@ -311,7 +89,7 @@ def _load(plan: RunPlan, utts: list[Utterance], variant: Variant, desc: str
     if len(loaded.kept) != len(utts):
         raise ConfigError(f"an audio file became unreadable during the run:"
                           f" {loaded.failed[0][1]}")
-    _log(f"{desc}: {len(utts)} clips ({loaded.computed} computed)")
+    log(f"{desc}: {len(utts)} clips ({loaded.computed} computed)")
     return loaded.recordings
 
 
@@ -323,7 +101,7 @@ def _eval_corpora(plan: RunPlan, corpora: list[tuple[str, list[Utterance]]],
         loaded = load_recordings(keep, plan.spec, cache_dir=plan.cache_dir,
                                  use_cache=plan.use_cache, desc=f"{name} (eval)")
         for _u, message in loaded.failed:
-            _log(f"skipped: {message}")
+            log(f"skipped: {message}")
         y = np.array([label_map.index(u.label) for u in loaded.kept], np.int64)
         classes = label_map.classes
         merge = {}
@@ -358,7 +136,7 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
     loaded = load_recordings(utts, spec, cache_dir=plan.cache_dir, use_cache=plan.use_cache,
                              desc="features")
     for _utt, message in loaded.failed:
-        _log(f"skipped: {message}")
+        log(f"skipped: {message}")
     utts, clean = loaded.kept, loaded.recordings
     y = np.array([label_map.index(u.label) for u in utts], dtype=np.int64)
     speaker = np.array([u.speaker for u in utts])
@@ -366,7 +144,7 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
     corpus = np.array([u.corpus for u in utts])
     speakers = sorted_speakers(speaker[main])
     no_segment = sum(1 for r in clean if not r.segments)
-    _log(f"{len(utts)} clips, {len(speakers)} speakers, classes: {', '.join(labels)}"
+    log(f"{len(utts)} clips, {len(speakers)} speakers, classes: {', '.join(labels)}"
          f" ({loaded.computed} computed, {len(utts) - loaded.computed} cached;"
          f" {no_segment} without an utterance found)")
 
@@ -380,11 +158,11 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
     cv = reused_cv(plan, labels, speakers) if plan.cv_from is not None and not pending \
         else None
     if pending:
-        _log(f"the cross-validation in {plan.cv_from} is still running: training the shipped"
+        log(f"the cross-validation in {plan.cv_from} is still running: training the shipped"
              " model now; its folds are taken over when it has finished")
         test_folds: list = []
     elif cv is not None:
-        _log(f"cross-validation taken from {cv['run']} (differences of the recipe:"
+        log(f"cross-validation taken from {cv['run']} (differences of the recipe:"
              f" {differences_text(cv['differences'])});"
              " training only the shipped model")
         test_folds = []
@@ -442,15 +220,15 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
                                     if s not in set(val_spk) | set(test_spk))
         tr = np.isin(speaker, train_spk)
         va, te = main & np.isin(speaker, val_spk), main & np.isin(speaker, test_spk)
-        _log(f"fold {k + 1}/{len(test_folds)}: test {', '.join(test_spk)}; val"
+        log(f"fold {k + 1}/{len(test_folds)}: test {', '.join(test_spk)}; val"
              f" {', '.join(val_spk) or '-'}; train {tr.sum()} clips, val {va.sum()},"
              f" test {te.sum()}")
         fold_dir = (plan.out / "folds" / f"fold-{k + 1}") if plan.test_speakers is None \
             else plan.out
-        key = _fold_key(plan, k, labels, train_spk, val_spk, list(test_spk), int(te.sum()))
-        finished = _finished_fold(fold_dir, key)
+        key = fold_key(plan, k, labels, train_spk, val_spk, list(test_spk), int(te.sum()))
+        finished = finished_fold(fold_dir, key)
         if finished is not None:
-            _log(f"fold {k + 1}: taken over from the interrupted run in {fold_dir}"
+            log(f"fold {k + 1}: taken over from the interrupted run in {fold_dir}"
                  f" (accuracy {finished['report']['test']['accuracy']:.3f})")
             fold_reports.append(finished["report"])
             y_true_all.append(np.asarray(finished["y_true"], np.int64))
@@ -472,11 +250,11 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
                    f"interim {evaluation['interim']['accuracy']:.3f}"]
         figures += [f"{n} {v['accuracy']:.3f}" for n, v in
                     {**evaluation["conditions"], **evaluation["corpora"]}.items()]
-        _log(f"fold {k + 1}: {', '.join(figures)}; best epoch {result.best_epoch}"
+        log(f"fold {k + 1}: {', '.join(figures)}; best epoch {result.best_epoch}"
              f" ({result.seconds:.0f} s)")
         y_true_all.append(y[te])
         y_pred_all.append(y_pred)
-        training = _training_dict(plan, train_spk, val_spk, list(test_spk), result.best_epoch,
+        training = training_dict(plan, train_spk, val_spk, list(test_spk), result.best_epoch,
                                   train_spk if copies else [])
         save_model(fold_dir, result, plan, labels, normalizer, training,
                    {"accuracy": t["accuracy"], "macro_f1": t["macro_f1"],
@@ -515,9 +293,9 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
 
     early = None
     if pending:
-        _log(f"final model: all {len(everyone)} speakers, {plan.train.epochs} epochs")
+        log(f"final model: all {len(everyone)} speakers, {plan.train.epochs} epochs")
         early = fit_final(plan.train.epochs)
-        cv = _wait_for_cv(plan, labels, speakers)
+        cv = wait_for_cv(plan, labels, speakers)
     if cv is not None:
         fold_reports = cv["report"]["folds"]
         summary, pooled = cv["report"]["summary"], cv["report"]["pooled"]
@@ -538,10 +316,10 @@ def run(plan: RunPlan, utterances: list[Utterance], label_map: LabelMap,
         if early is not None and epochs == plan.train.epochs:
             result, normalizer = early
         else:
-            _log(f"final model: all {len(everyone)} speakers, {epochs} epochs"
+            log(f"final model: all {len(everyone)} speakers, {epochs} epochs"
                  f" (median of the folds' best epochs {best_epochs})")
             result, normalizer = fit_final(epochs)
-        training = _training_dict(plan, everyone, [], [], epochs, everyone if copies else [])
+        training = training_dict(plan, everyone, [], [], epochs, everyone if copies else [])
         training["fold_best_epochs"] = best_epochs
         corpora = {c.name: corpus_scores(result.model, c, spec, labels) for c in others}
         save_model(plan.out, result, plan, labels, normalizer, training,
@@ -589,50 +367,6 @@ def speakers_per_corpus(utterances: list[Utterance]) -> dict[str, int]:
     return {name: len(s) for name, s in sorted(speakers.items())}
 
 
-def _wait_for_cv(plan: RunPlan, labels: list[str], speakers: list[str],
-                 poll_seconds: float = 5.0) -> dict[str, Any]:
-    """:func:`reused_cv` once ``plan.cv_from`` has written its report (polled)."""
-    report = Path(plan.cv_from) / "report.json"
-    waited = 0.0
-    while not report.is_file():
-        if waited % 600 < poll_seconds:
-            _log(f"waiting for the cross-validation in {plan.cv_from} to finish"
-                 " (Ctrl-C stops this run)")
-        time.sleep(poll_seconds)
-        waited += poll_seconds
-    time.sleep(1.0)  # the report is written in one go; let the writer finish its other files
-    return reused_cv(plan, labels, speakers)
-
-
-FOLD_RESULT = "fold-result.json"
-"""Written in each fold's directory once the fold is scored: a run started again with the
-same recipe takes finished folds over instead of training them again."""
-
-
-def _fold_key(plan: RunPlan, k: int, labels: list[str], train_spk: list[str],
-              val_spk: list[str], test_spk: list[str], n_test: int) -> str:
-    """A hash of everything that makes fold ``k``'s result: recipe, front end, corpora,
-    speakers, labels, scoring (conditions, evaluation corpora) and the code version."""
-    recipe = {"fold": k, "spec": plan.spec.to_dict(), "labels": labels, "n_test": n_test,
-              "training": _training_dict(plan, train_spk, val_spk, test_spk,
-                                         plan.train.epochs, []),
-              "kind": plan.train.kind, "conditions": list(plan.conditions),
-              "eval_data": list(plan.eval_data), "repeats": plan.repeats,
-              "folds": plan.folds, "edge_ser": __version__}
-    text = json.dumps(recipe, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _finished_fold(fold_dir: Path, key: str) -> dict[str, Any] | None:
-    """The saved result of a fold finished by an earlier start of the same run, or None."""
-    try:
-        saved = json.loads((fold_dir / FOLD_RESULT).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(saved, dict) or saved.get("key") != key or \
-            not (fold_dir / "model.keras").is_file():
-        return None
-    return saved
 
 
 def _teacher(plan: RunPlan, fold: int | None, speakers: list[str]):
