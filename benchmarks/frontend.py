@@ -182,6 +182,11 @@ def to_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def audio_clips(folder: str | Path) -> list[Path]:
+    """The .wav and .flac files under ``folder``, sorted (the benchmark tools' own inputs)."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".wav", ".flac"))
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import os
@@ -193,8 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="rounds over the clips")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     args = parser.parse_args(argv)
-    files = sorted(p for p in Path(args.data).rglob("*") if p.suffix.lower() in
-                   (".wav", ".flac"))
+    files = audio_clips(args.data)
     if not files:
         print(f"ser-bench: no .wav/.flac clips under {args.data}", file=sys.stderr)
         return 2

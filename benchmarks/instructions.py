@@ -374,11 +374,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds of continuous speech (default 7.5)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     args = parser.parse_args(argv)
+    from benchmarks.frontend import audio_clips
     from edge.audio import load
     from edge.shipped import load_model_bundle, resolve_model
 
-    files = sorted(p for p in Path(args.data).rglob("*") if p.suffix.lower() in
-                   (".wav", ".flac"))
+    files = audio_clips(args.data)
     if not files:
         print(f"instructions: no .wav/.flac clips under {args.data}", file=sys.stderr)
         return 2

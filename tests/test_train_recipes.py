@@ -25,13 +25,16 @@ def data():
     return x, y
 
 
-def _fit(data, *, teacher=None, **options):
+def _fit(data, *, teacher=None, group: np.ndarray | None = None, **options):
+    """One short fit; ``group`` (a corpus per row) makes the class weights per pair."""
     x, y = data
+    if group is not None:
+        y = group * N_CLASSES + y
     cfg = TrainConfig(kind="cnn", epochs=1, batch_size=8, spec_augment=None, seed=3,
                       **options)
     norm = Normalizer(np.zeros(SHAPE[1:], np.float32), np.ones(SHAPE[1:], np.float32))
     result = fit_model(N_CLASSES, norm, lambda epoch: (x, y), y, cfg, teacher=teacher,
-                       verbose=False)
+                       verbose=False, label_groups=1 if group is None else 2)
     return result.model
 
 
@@ -69,15 +72,6 @@ def test_distillation_follows_the_teacher(data, plain):
 
 
 
-def _fit_grouped(data, group: np.ndarray):
-    x, y = data
-    enc = group * N_CLASSES + y
-    cfg = TrainConfig(kind="cnn", epochs=1, batch_size=8, spec_augment=None, seed=3)
-    norm = Normalizer(np.zeros(SHAPE[1:], np.float32), np.ones(SHAPE[1:], np.float32))
-    return fit_model(N_CLASSES, norm, lambda epoch: (x, enc), enc, cfg, verbose=False,
-                     label_groups=2).model
-
-
 def test_corpus_balance_weighs_each_corpus_class_pair(data, plain):
     """Two corpora with the same class mix: the (corpus, class) weights are the pooled ones,
     the same fit; a corpus with another mix (one class over-represented) changes them."""
@@ -85,7 +79,7 @@ def test_corpus_balance_weighs_each_corpus_class_pair(data, plain):
     same_mix = np.zeros(len(y), np.int64)
     for c in range(N_CLASSES):
         same_mix[np.flatnonzero(y == c)[::2]] = 1
-    assert _same(plain, _fit_grouped(data, same_mix))
+    assert _same(plain, _fit(data, group=same_mix))
     other_mix = (y == 0).astype(np.int64)
     other_mix[np.flatnonzero(y == 1)[:2]] = 1
-    assert not _same(plain, _fit_grouped(data, other_mix))
+    assert not _same(plain, _fit(data, group=other_mix))
