@@ -122,6 +122,21 @@ def check_directory(path: Path) -> Path:
     return path
 
 
+_WEIGHT_NORM = {"parametrizations.weight.original0": "weight_g",
+                "parametrizations.weight.original1": "weight_v"}
+"""Weight norm as newer PyTorch saves it -> the older names used here."""
+
+
+def _canonical(name: str) -> str:
+    """A checkpoint's weight name as :func:`weight_shapes` spells it: without the
+    ``wav2vec2.`` prefix, weight norm as ``weight_g``/``weight_v``."""
+    name = name[len(PREFIX):] if name.startswith(PREFIX) else name
+    for new, old in _WEIGHT_NORM.items():
+        if name.endswith(new):
+            return name[:-len(new)] + old
+    return name
+
+
 def load_model(path: str | Path) -> Wav2Vec2:
     """The model of a Hugging Face directory (:func:`check_directory`, then the weights)."""
     from safetensors import SafetensorError
@@ -133,8 +148,7 @@ def load_model(path: str | Path) -> Wav2Vec2:
         raw = load_file(str(path / WEIGHTS_FILE))
     except (SafetensorError, OSError, ValueError) as e:
         raise ConfigError(f"--pretrained {path}: {WEIGHTS_FILE} unreadable ({e})") from None
-    weights = {(k[len(PREFIX):] if k.startswith(PREFIX) else k): v.astype(np.float32)
-               for k, v in raw.items()}
+    weights = {_canonical(k): v.astype(np.float32) for k, v in raw.items()}
     normalize = True
     pre = path / "preprocessor_config.json"
     if pre.is_file():
@@ -191,11 +205,7 @@ def _conv1d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int,
 
 def _weight_norm(w: Mapping[str, np.ndarray], name: str) -> np.ndarray:
     """The positional convolution's weight from weight norm over dim 2 (g ``(1, 1, K)``)."""
-    if f"{name}.weight_g" in w:
-        g, v = w[f"{name}.weight_g"], w[f"{name}.weight_v"]
-    else:
-        g = w[f"{name}.parametrizations.weight.original0"]
-        v = w[f"{name}.parametrizations.weight.original1"]
+    g, v = w[f"{name}.weight_g"], w[f"{name}.weight_v"]
     norm = np.sqrt((v.astype(np.float64) ** 2).sum(axis=(0, 1), keepdims=True))
     return (g * v / norm).astype(np.float32)
 
