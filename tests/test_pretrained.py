@@ -35,10 +35,26 @@ WINDOW = "1.0"
 """Seconds per window: a 40 x 98 log-mel image keeps the full-size VGG16 cheap."""
 
 
+def _env(extra: dict | None = None) -> dict:
+    return {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3",
+            **(extra or {})}
+
+
 def ser_train(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
-    return subprocess.run([SER_TRAIN, *args], capture_output=True, text=True, env=env,
+    return subprocess.run([SER_TRAIN, *args], capture_output=True, text=True, env=_env(env),
                           timeout=600)
+
+
+def ser_train_together(runs: dict[str, list[str]]) -> dict[str, subprocess.CompletedProcess]:
+    """Several ``ser-train`` runs at once (one per core on a CI machine), each completed."""
+    started = {name: subprocess.Popen([SER_TRAIN, *args], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, env=_env())
+               for name, args in runs.items()}
+    done = {}
+    for name, p in started.items():
+        out, err = p.communicate(timeout=600)
+        done[name] = subprocess.CompletedProcess(p.args, p.returncode, out, err)
+    return done
 
 
 # --------------------------------------------------------------------------------------
@@ -110,11 +126,11 @@ def runs(ravdess_dir, tmp_path_factory):
                              input_shape=(64, 64, 3)).save_weights(str(vgg))
     common = ["--data", str(data), "--classes", "angry,sad", "--folds", "2", "--conditions",
               "none", "--window-seconds", WINDOW, "--cache-dir", str(root / "cache"), "--json"]
-    result = {"root": root, "w2v": w2v, "vgg": vgg, "data": data}
-    for kind, extra in (("rf", []), ("wav2vec2-rf", ["--pretrained", str(w2v)]),
-                        ("vgg16-lstm", ["--pretrained", str(vgg), "--epochs", "3"])):
-        result[kind] = ser_train(*common, "--model", kind, *extra, "--out", str(root / kind))
-    return result
+    kinds = {"rf": [], "wav2vec2-rf": ["--pretrained", str(w2v)],
+             "vgg16-lstm": ["--pretrained", str(vgg), "--epochs", "3"]}
+    done = ser_train_together({kind: [*common, "--model", kind, *extra, "--out",
+                                      str(root / kind)] for kind, extra in kinds.items()})
+    return {"root": root, "w2v": w2v, "vgg": vgg, "data": data, **done}
 
 
 def _report(runs, kind: str) -> dict:

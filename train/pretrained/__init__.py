@@ -44,3 +44,6 @@ KINDS = {k.name: k for k in (
                    " (vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5)", ()),
 )}
 """Pretrained kind -> :class:`PretrainedKind`."""
+NOT_MEASURED = "not measured here: weights not available"
+"""What a comparison of model kinds shows for these kinds where the weights are not at hand
+(this machine cannot download them)."""
