@@ -207,8 +207,7 @@ def _parse_options(items: tuple[str, ...]) -> dict:
 
 
 def _main(*, data, corpora, kind, pretrained, out, folds, repeats, final, only_folds, cv_from,
-          test_actors,
-          val_speakers, epochs,
+          test_actors, val_speakers, epochs,
           batch_size, seed, loss, augment, aug_copies, extra_data, eval_data, conditions,
           teachers, distill, model_options, learning_rate, mixup, label_smoothing, corpus_balance,
           weight_decay, cmn, utterance_mean, window_seconds, classes, cache_dir, no_cache):
