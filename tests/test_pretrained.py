@@ -32,7 +32,7 @@ SER_TRAIN = str(Path(sys.executable).with_name("ser-train"))
 REFERENCE = Path(__file__).parent / "data" / "wav2vec2-tiny-reference.npz"
 ACTORS = ("Actor_01", "Actor_02", "Actor_03")
 WINDOW = "1.0"
-"""Seconds per window: a 40 x 98 log-mel image keeps the full-size VGG16 cheap."""
+"""Seconds per window: a 40 x 97 log-mel image keeps the full-size VGG16 cheap."""
 
 
 def _env(extra: dict | None = None) -> dict:
@@ -188,7 +188,7 @@ def test_wav2vec2_embeddings_are_the_networks_pooled_layers(runs):
     assert len(got) == 1
     np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-6)
     vgg = json.loads((runs["root"] / "vgg16-lstm" / "pretrained.json").read_text())
-    assert vgg["dimensions"] == [spec.window_frames // 32, 512]  # 98 frames -> 3 steps
+    assert vgg["dimensions"] == [spec.window_frames // 32, 512]  # 97 frames -> 3 steps
 
 
 # --------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Each clip's image is the first window of its first utterance as the device's front end sees
 it: the level-normalised log-mel frames (:func:`edge.utterance.normalized_log_mel`, padded
 with the floor to a whole window), ``n_mels`` rows (low frequencies at the bottom) by
-``window_frames`` columns (40 x 298 for the default front end and 3 s window), dB mapped
+``window_frames`` columns (40 x 297 for the default front end and 3 s window), dB mapped
 linearly to 0..255 and copied to three channels, then VGG's own ``preprocess_input``. VGG16's
 frozen convolutional stack (``keras.applications.VGG16(include_top=False, weights=FILE)``,
 Keras's own, no extra package) turns it into ``(n_mels // 32, frames // 32, 512)``; the
@@ -40,7 +40,7 @@ class VggConfig:
     dropout: float = 0.3
     learning_rate: float = 1e-3
     batch_images: int = 8
-    """Images per VGG16 call (memory: a 40 x 298 image's first block is 3 MB)."""
+    """Images per VGG16 call (memory: a 40 x 297 image's first block is 3 MB)."""
 
 
 def check_weights(path: Path) -> Path:
