@@ -1,8 +1,9 @@
 """``ser-train --model wav2vec2-rf | vgg16-lstm --pretrained PATH``: embed each clip with the
 pretrained network, train a small classifier on the embeddings per speaker fold, report.
 
-The clips are what ``--model rf`` uses: each file's first endpointed utterance, cut to its
-first window (:func:`train.dataset.load_recordings`, the device's front end and endpointer).
+Each file gives one example, as for ``--model rf``: its first endpointed utterance
+(:func:`train.dataset.load_recordings`, the device's front end and endpointer), cut to the
+networks' first window.
 
 - ``wav2vec2-rf``: the window's audio through wav2vec2 (:mod:`train.pretrained.wav2vec2`);
   every hidden state (the encoder input and each transformer layer: 13 for wav2vec2-base) is
