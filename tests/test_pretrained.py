@@ -149,6 +149,7 @@ def test_pretrained_kind_runs_end_to_end_with_rf_report(runs, kind):
     assert set(report["summary"]) == set(rf["summary"])
     assert {k for f in report["folds"] for k in f} >= {k for f in rf["folds"] for k in f}
     assert report["model"]["kind"] == kind and report["labels"] == ["angry", "sad"]
+    assert report["speakers"] == rf["speakers"]
     assert report["n_clips"] == rf["n_clips"] == 8 * 2 * len(ACTORS)
     # The same speaker folds as rf, none on both sides.
     assert [f["test_speakers"] for f in report["folds"]] == \

@@ -38,7 +38,13 @@ from tqdm import tqdm
 from edge.errors import ConfigError
 from edge.features import FeatureSpec
 from train.corpora import Utterance
-from train.dataset import default_cache_dir, file_digest, load_recordings, load_signal
+from train.dataset import (
+    default_cache_dir,
+    file_digest,
+    load_recordings,
+    load_signal,
+    sorted_speakers,
+)
 from train.labels import LabelMap
 from train.pretrained import KINDS
 from train.pretrained.folds import cross_validate, held_out_folds, write_report
@@ -146,7 +152,7 @@ def run_pretrained(kind: str, pretrained: Path, out: Path, spec: FeatureSpec,
                   "dimensions": list(x.shape[1:])}
     _save(kind, final, out, {**model_info, "labels": labels, "features": spec.to_dict()})
     return write_report(out, cv, command=command, model=model_info, labels=labels, data=data,
-                        n_clips=len(utts), speakers=sorted(set(speaker.tolist())),
+                        n_clips=len(utts), speakers=sorted_speakers(speaker),
                         skipped=[{"path": str(u.path), "reason": m} for u, m in ex.failed],
                         started=started)
 
