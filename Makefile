@@ -16,7 +16,7 @@ $(BIN)/python:
 
 # Reinstalled only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[train,mic,mqtt,dev]'
+	$(BIN)/python -m pip install -q -e '.[train,pretrained,mic,mqtt,dev]'
 	touch $@
 
 venv: $(VENV)/.installed

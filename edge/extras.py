@@ -28,6 +28,10 @@ EXTRA_MODULES = {
     "tqdm": "tqdm", "flatbuffers": "flatbuffers", "numba": "numba",
 }
 """Top-level modules that come with the ``train`` extra, and their names for people."""
+PRETRAINED_EXTRA = "pip install './edge-ser[pretrained]'"
+PRETRAINED_MODULES = {"safetensors": "safetensors"}
+"""Top-level modules that come with the ``pretrained`` extra (``ser-train --model
+wav2vec2-rf``), on top of the ``train`` extra."""
 
 
 class ExtraMissingError(EdgeSerError):
@@ -38,6 +42,9 @@ class ExtraMissingError(EdgeSerError):
 
 def _message(what: str, missing: list[str]) -> str:
     names = ", ".join(EXTRA_MODULES.get(m, m) for m in missing)
+    if all(m in PRETRAINED_MODULES for m in missing):
+        return (f"{what} needs {names}, which this install does not have; install the"
+                f" pretrained extra from an edge-ser checkout: {PRETRAINED_EXTRA}")
     return (f"{what} needs {names}, which this install does not have (an edge-only install);"
             f" install the host extra from an edge-ser checkout: {TRAIN_EXTRA}")
 
@@ -59,11 +66,12 @@ def require(what: str, modules: Iterable[str]) -> None:
 
 
 def missing_extra(error: ImportError, what: str) -> ExtraMissingError | None:
-    """The one-line error for an ImportError of a module the ``train`` extra provides, or
-    None for any other import error (a bug, to be shown as such)."""
+    """The one-line error for an ImportError of a module the ``train`` (or ``pretrained``)
+    extra provides, or None for any other import error (a bug, to be shown as such)."""
     name = getattr(error, "name", None) or ""
     root = name.split(".")[0]
-    if isinstance(error, ModuleNotFoundError) and root in EXTRA_MODULES:
+    if isinstance(error, ModuleNotFoundError) and (root in EXTRA_MODULES
+                                                   or root in PRETRAINED_MODULES):
         return ExtraMissingError(_message(what, [root]))
     return None
 

@@ -14,8 +14,9 @@ from edge.cli_errors import CliError
 from edge.errors import EXIT_INTERRUPTED, EdgeSerError
 from edge.features import FeatureSpec
 from train.conditions import CONDITIONS_HELP, ConditionsType
+from train.pretrained import KINDS as PRETRAINED
 
-MODELS = ("cnn", "cnn-lstm", "rf")
+MODELS = ("cnn", "cnn-lstm", "rf", *PRETRAINED)
 CORPORA = ("ravdess", "crema-d", "tess", "savee", "emodb", "nemo", "csv")
 
 
@@ -52,7 +53,13 @@ def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
               help="Reader for each --data, in order (default: detected from file names).")
 @click.option("--model", "kind", type=click.Choice(MODELS), default="cnn", show_default=True,
               help="cnn (~86k params), cnn-lstm (~78k, int8-exportable LSTM) or rf (random"
-                   " forest on utterance statistics, the classical baseline).")
+                   " forest on utterance statistics, the classical baseline); with"
+                   " --pretrained weights, wav2vec2-rf or vgg16-lstm (host only).")
+@click.option("--pretrained", type=click.Path(path_type=Path), default=None,
+              metavar="PATH",
+              help="The weights of a pretrained --model, never downloaded: a Hugging Face"
+                   " wav2vec2 directory (config.json + model.safetensors) for wav2vec2-rf, a"
+                   " Keras VGG16 no-top weights file (.h5) for vgg16-lstm.")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True,
               help="Run directory to write (model.keras, config.json, report.*).")
 @click.option("--folds", type=int, default=4, show_default=True,
@@ -199,8 +206,8 @@ def _parse_options(items: tuple[str, ...]) -> dict:
     return out
 
 
-def _main(*, data, corpora, kind, out, folds, repeats, final, only_folds, cv_from, test_actors,
-          val_speakers, epochs,
+def _main(*, data, corpora, kind, pretrained, out, folds, repeats, final, only_folds, cv_from,
+          test_actors, val_speakers, epochs,
           batch_size, seed, loss, augment, aug_copies, extra_data, eval_data, conditions,
           teachers, distill, model_options, learning_rate, mixup, label_smoothing, corpus_balance,
           weight_decay, cmn, utterance_mean, window_seconds, classes, cache_dir, no_cache):
@@ -217,6 +224,13 @@ def _main(*, data, corpora, kind, out, folds, repeats, final, only_folds, cv_fro
         if value < low:
             raise ConfigError(f"{name} {value}: must be >= {low}")
     chosen_folds = _parse_folds(only_folds, folds * repeats) if only_folds else ()
+    if kind in PRETRAINED or pretrained is not None:
+        from train.pretrained.options import check_options as check_pretrained_options
+
+        check_pretrained_options(kind, pretrained, {
+            "--extra-data": extra_data, "--eval-data": eval_data, "--teacher": teachers,
+            "--repeats": repeats > 1, "--utterance-mean": utterance_mean, "--only-folds":
+            only_folds, "--cv-from": cv_from, "--model-option": model_options})
     if chosen_folds and (test_actors or cv_from is not None or kind == "rf"):
         raise ConfigError("--only-folds picks folds of this run's cross-validation: it does"
                           " not go with --test-actors, --cv-from or --model rf")
@@ -268,6 +282,13 @@ def _main(*, data, corpora, kind, out, folds, repeats, final, only_folds, cv_fro
         raise ConfigError(f"--folds {folds}: the data has {len(speakers)} speakers; each fold"
                           " needs at least one to test")
     command = "ser-train " + shlex.join(sys.argv[1:])
+    if kind in PRETRAINED:
+        from train.pretrained.run import run_pretrained
+
+        return run_pretrained(kind, pretrained, out, spec, tuple(sources), utterances, label_map,
+                              folds=folds, test_speakers=test, seed=seed, epochs=epochs,
+                              batch_size=batch_size, cache_dir=cache_dir,
+                              use_cache=not no_cache, command=command)
     if kind == "rf":
         from train.baseline import run_baseline
 
