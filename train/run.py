@@ -52,10 +52,7 @@ from train.models import multiply_adds
 from train.plan import RunPlan, log, training_dict, versions
 from train.reuse import FOLD_RESULT, finished_fold, fold_key, reused_cv, wait_for_cv
 from train.scoring import EvalCorpus, corpus_scores, evaluate_model
-from train.windows import (
-    augmented_inputs,
-    device_inputs,
-)
+from train.windows import augmented_inputs, device_inputs
 
 
 def save_model(directory: Path, result: FitResult, plan: RunPlan, labels: list[str],
@@ -417,7 +414,7 @@ def _fit(plan: RunPlan, cfg: TrainConfig, n_classes: int, train: list[Recording]
         groups = len(names)
         y_train = group.astype(np.int64) * n_classes + y_train
     base = device_inputs(train, spec, fallback=True)
-    y_base = y_train[base.recording]
+    y_base = y_train[base.window_recording]
     normalizer = Normalizer.fit(base.inputs)
 
     def epoch_inputs(epoch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -431,7 +428,7 @@ def _fit(plan: RunPlan, cfg: TrainConfig, n_classes: int, train: list[Recording]
     x_val = y_val_rows = None
     if val:
         dv = device_inputs(val, spec)
-        x_val, y_val_rows = dv.inputs, y_val[dv.recording]
+        x_val, y_val_rows = dv.inputs, y_val[dv.window_recording]
     result = fit_model(n_classes, normalizer, epoch_inputs, y_train, cfg, x_val=x_val,
                        y_val=y_val_rows, teacher=teacher, name=name, label_groups=groups)
     return result, normalizer
