@@ -115,23 +115,25 @@ def test_an_unusable_file_is_an_audio_error(tmp_path, classifier):
 def test_windows_combine_as_the_recogniser_combines_them():
     """Windows averaged per utterance (float32), utterances weighted by speech seconds (at
     least 1 ms), a NaN row without an utterance; a subset keeps its recordings' rows only."""
-    x = np.arange(6, dtype=np.float32)[:, None, None, None] * np.ones((1, 2, 2, 1), np.float32)
+    x = np.arange(8, dtype=np.float32)[:, None, None, None] * np.ones((1, 2, 2, 1), np.float32)
     # recording 0: one utterance of two windows; recording 1: none; recording 2: an utterance
-    # of one window (3 s of speech) and one of two (1 s); recording 3: one with no speech
-    w = Windows(x, np.array([0, 0, 1, 2, 2, 3]), np.array([0, 2, 2, 3]),
-                np.array([2.0, 3.0, 1.0, 0.0]), 4)
+    # of one window (3 s of speech) and one of two (1 s); recording 3: one without speech
+    # frames and one of 2 ms (weights 1 ms and 2 ms)
+    w = Windows(x, np.array([0, 0, 1, 2, 2, 3, 4, 5]), np.array([0, 2, 2, 3, 3, 3]),
+                np.array([2.0, 3.0, 1.0, 0.0, 0.002, 0.002]), 4)
 
     def model(batch: np.ndarray) -> np.ndarray:
         v = batch[:, 0, 0, 0] / 10
         return np.stack([v, 1 - v], axis=1)
 
     s = score(model, w, 2)
-    np.testing.assert_allclose(s.segment_probs[:, 0], [0.05, 0.2, 0.35, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(s.segment_probs[:, 0], [0.05, 0.2, 0.35, 0.5, 0.6, 0.7],
+                               rtol=1e-6)
     assert s.segment_probs.dtype == np.float32
     assert np.isnan(s.recording_probs[1]).all()
     assert s.recording_probs[2, 0] == pytest.approx((0.2 * 3 + 0.35 * 1) / 4)
-    assert s.recording_probs[3, 0] == pytest.approx(0.5)  # alone, whatever its weight
-    assert s.segments.tolist() == [1, 0, 2, 1]
+    assert s.recording_probs[3, 0] == pytest.approx((0.5 * 1 + 0.6 * 2 + 0.7 * 2) / 5)
+    assert s.segments.tolist() == [1, 0, 2, 3]
     assert predicted_labels(s.recording_probs).tolist() == [1, -1, 1, 0]
     assert predicted_labels(s.recording_probs, {1: 0}).tolist() == [0, -1, 0, 0]
     part = w.subset(np.array([False, False, True, False]))
@@ -139,7 +141,7 @@ def test_windows_combine_as_the_recogniser_combines_them():
     sub = combine(model(part.inputs), part)
     np.testing.assert_allclose(sub.recording_probs[2], s.recording_probs[2])
     assert np.isnan(sub.recording_probs[[0, 1, 3]]).all()
-    assert w.window_recording.tolist() == [0, 0, 2, 2, 2, 3]
+    assert w.window_recording.tolist() == [0, 0, 2, 2, 2, 3, 3, 3]
 
 
 def test_windows_of_needs_one_list_of_segments_per_recording(classifier):
