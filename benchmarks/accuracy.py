@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 
 from benchmarks.contenders import Contender, float_counterparts, runner
-from benchmarks.inputs import Inputs, Scored, build
+from benchmarks.inputs import Scored, build
 from benchmarks.inputs import score as score_inputs
-from benchmarks.metrics import binomial_se, score, top1
+from benchmarks.metrics import binomial_se, score
 from benchmarks.progress import bar
-from benchmarks.recordings import DeviceRecording
+from edge.batch import Recording, predicted_labels
 from edge.features import FeatureSpec
 from train.corpora import Utterance, read_corpus
 
@@ -57,7 +57,7 @@ class EvalSet:
     hop: int
     """Frames per hop (interim results)."""
     utterances: list[Utterance]
-    recordings: list[DeviceRecording]
+    recordings: list[Recording]
     failed: list[tuple[str, str]] = field(default_factory=list)
     """``(path, reason)`` of files that could not be used."""
 
@@ -127,22 +127,6 @@ def _rows(contender: Contender, evalset: EvalSet) -> np.ndarray:
     return rows
 
 
-def _subset(x: Inputs, keep: np.ndarray) -> Inputs:
-    """The windows of ``x`` that belong to the ``keep`` recordings."""
-    from benchmarks.inputs import Windows
-
-    def cut(w: Windows | None) -> Windows | None:
-        if w is None:
-            return None
-        segs = keep[w.recording]
-        rows = segs[w.owner]
-        new_index = np.cumsum(segs) - 1
-        return Windows(w.inputs[rows], new_index[w.owner[rows]], w.recording[segs],
-                       w.speech_seconds[segs])
-
-    return Inputs(cut(x.finals), cut(x.interims), x.n_recordings)
-
-
 def predict_all(contenders: list[Contender], evalset: EvalSet, *, interims: bool,
                 runners: dict[str, Any], progress: bool = True) -> dict[str, Predictions]:
     """Every contender's (and pooled member's) results on ``evalset``, building each chunk
@@ -173,7 +157,7 @@ def predict_all(contenders: list[Contender], evalset: EvalSet, *, interims: bool
                 continue
             if c.name not in runners:
                 runners[c.name] = runner(c)
-            s: Scored = score_inputs(runners[c.name].predict, _subset(x, keep), len(c.labels))
+            s: Scored = score_inputs(runners[c.name].predict, x.subset(keep), len(c.labels))
             p.probs[idx[keep]] = s.recording_probs[keep]
             if interims:
                 p.interim_probs.append(s.interim_probs)
@@ -246,11 +230,11 @@ def score_contender(contender: Contender, p: Predictions, evalset: EvalSet) -> d
     """Scores on held-out speakers and on training speakers, and which is the headline."""
     truth = truth_of(contender, evalset)
     merge = label_merge(contender, truth)
-    pred = top1(p.probs, merge)
+    pred = predicted_labels(p.probs, merge)
     usable = p.scored & (truth >= 0)
     interim = None
     if p.interim_probs is not None:
-        interim = (top1(p.interim_probs, merge), p.interim_recording)
+        interim = (predicted_labels(p.interim_probs, merge), p.interim_recording)
     unlabelled = sorted({lab for lab, t, s in zip(evalset.labels, truth, p.scored)
                          if t < 0 and s})
     speakers = evalset.speakers
@@ -290,7 +274,7 @@ def compare(q: Contender, f: Contender, preds: dict[str, Predictions],
     answered = both & ~np.isnan(pq.probs).any(axis=1) & ~np.isnan(pf.probs).any(axis=1)
     seen = (np.isin(evalset.speakers, q.seen_speakers) if q.documents_speakers
             else np.zeros(len(both), dtype=bool))
-    lq, lf = top1(pq.probs), top1(pf.probs)
+    lq, lf = predicted_labels(pq.probs), predicted_labels(pf.probs)
     out: dict[str, Any] = {"int8": q.name, "float": f.name, "corpus": evalset.name,
                            "condition": evalset.condition, "clips": int(answered.sum()),
                            "answered_differently": int(np.sum(both & ((lq < 0) != (lf < 0))))}

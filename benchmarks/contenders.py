@@ -268,10 +268,7 @@ class TfliteRunner:
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         """``(n, *input_shape)`` un-normalised float32 -> ``(n, n_labels)`` probabilities,
         one window at a time (:meth:`edge.classifier.Classifier.classify_features`)."""
-        out = np.zeros((len(inputs), len(self.contender.labels)), dtype=np.float32)
-        for i, x in enumerate(inputs):
-            out[i] = self.classifier.classify_features(x).probs
-        return out
+        return self.classifier.probabilities(inputs)
 
 
 class KerasRunner:

@@ -17,7 +17,7 @@ import numpy as np
 from benchmarks.accuracy import CLEAN, EvalSet, read_clips, spec_key
 from benchmarks.contenders import Contender
 from benchmarks.progress import say
-from benchmarks.recordings import hop_frames, load_recordings
+from benchmarks.recordings import load_recordings
 from edge.errors import ConfigError
 from edge.features import FeatureSpec
 from train.conditions import CONDITIONS
@@ -74,7 +74,7 @@ def spec_groups(contenders: list[Contender], hop_seconds: float | None) -> list[
     groups: dict[str, list[Contender]] = {}
     for c in contenders:
         groups.setdefault(spec_key(c.spec), []).append(c)
-    return [SpecGroup(cs[0].spec, hop_frames(cs[0].spec, hop_seconds or cs[0].hop_seconds),
+    return [SpecGroup(cs[0].spec, cs[0].spec.hop_frames(hop_seconds or cs[0].hop_seconds),
                       tuple(cs)) for cs in groups.values()]
 
 

@@ -27,13 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.recordings import DeviceRecording, from_signal, hop_frames, load_recordings
+from benchmarks.recordings import load_recordings
+from edge.batch import Recording, recording_of
 from edge.bundle import load_bundle
 from edge.classifier import Classifier
 from edge.utterance import interim_inputs, utterance_inputs
 
 
-def paired(classifier: Classifier, recordings: list[tuple[str, DeviceRecording]]
+def paired(classifier: Classifier, recordings: list[tuple[str, Recording]]
            ) -> dict[str, Any]:
     """Both kinds of interim on every interim hop of ``(label, recording)`` pairs."""
     spec, labels = classifier.spec, classifier.labels
@@ -56,7 +57,7 @@ def paired(classifier: Classifier, recordings: list[tuple[str, DeviceRecording]]
             "only_every_right": int((o & ~n).sum()), "only_newest_right": int((n & ~o).sum())}
 
 
-def joined_pairs(utterances: list, spec: Any, hop: int) -> list[tuple[str, DeviceRecording]]:
+def joined_pairs(utterances: list, spec: Any, hop: int) -> list[tuple[str, Recording]]:
     """Two clips of one speaker and one emotion end to end, each cut to its utterance and
     brought to one RMS (0.05), after 0.5 s and before 1 s of silence."""
     from edge.audio import load
@@ -84,7 +85,7 @@ def joined_pairs(utterances: list, spec: Any, hop: int) -> list[tuple[str, Devic
                 continue
             x = np.concatenate([np.zeros(rate // 2, np.float32), *parts,
                                 np.zeros(rate, np.float32)])
-            out.append((label, from_signal(x, spec, hop)))
+            out.append((label, recording_of(x, spec, hop)))
     return out
 
 
@@ -101,7 +102,7 @@ def run(model: str, data: str, speakers: list[str] | None) -> dict[str, Any]:
     mine = [u for u in utterances if u.speaker in held]
     if not mine:
         raise SystemExit(f"interims: no clip of {', '.join(held)} under {data}")
-    hop = hop_frames(spec, bundle.metadata.hop_seconds)
+    hop = spec.hop_frames(bundle.metadata.hop_seconds)
     loaded = load_recordings(mine, spec, hop, progress=False)
     return {"model": str(model), "data": data, "speakers": held, "clips": len(loaded.kept),
             "files": paired(classifier, [(u.label, r) for u, r in

@@ -31,7 +31,7 @@ import numpy as np
 
 from benchmarks.contenders import KERAS, Contender, KerasRunner
 from benchmarks.frontend import interleaved_samples, summarise
-from benchmarks.recordings import DeviceRecording, hop_frames
+from edge.batch import Recording
 from edge.classifier import Classifier
 from edge.endpoint import Endpointer
 from edge.features import FeatureSpec
@@ -61,7 +61,7 @@ def rounds(samples: int, items: int) -> int:
 
 def hop_samples(spec: FeatureSpec, hop_seconds: float) -> int:
     """Samples in one hop, rounded to whole frames as the recogniser does."""
-    return hop_frames(spec, hop_seconds) * spec.frontend.hop_length
+    return spec.hop_frames(hop_seconds) * spec.frontend.hop_length
 
 
 class _HopFeed:
@@ -124,7 +124,7 @@ class _RecognizerFeed:
         return results
 
 
-def utterance_windows(recordings: list[DeviceRecording], spec: FeatureSpec, n: int
+def utterance_windows(recordings: list[Recording], spec: FeatureSpec, n: int
                       ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Mel frames and levels of up to ``n`` real utterances, each cut to at most one window
     (spread over the recordings)."""
@@ -176,7 +176,7 @@ def measure(contenders: list[Contender], utterances: list[tuple[np.ndarray, np.n
 
     add(FRONTEND_HOP, FRONTEND_HOP, None, None, _frontend_hop(spec, stream_signal, hop), fast)
     add(ENDPOINT_HOP, ENDPOINT_HOP, None, None,
-        _endpoint_hop(spec, stream_levels, hop_frames(spec, hop_seconds)), fast)
+        _endpoint_hop(spec, stream_levels, spec.hop_frames(hop_seconds)), fast)
     add(UTTERANCE_INPUTS, UTTERANCE_INPUTS, None, None,
         lambda i: utterance_inputs(utterances[i][0], spec, levels=utterances[i][1]), fast)
 

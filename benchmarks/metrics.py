@@ -85,20 +85,6 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a.argmax(axis=1) == b.argmax(axis=1)))
 
 
-def top1(probs: np.ndarray, merge: dict[int, int] | None = None) -> np.ndarray:
-    """Top class of each row of ``(n, n_labels)`` probabilities, ``-1`` for a NaN row (no
-    result); ``merge`` maps predicted classes onto others afterwards (``calm -> neutral`` for
-    a corpus without calm). int64 ``(n,)``."""
-    p = np.asarray(probs, dtype=np.float64)
-    if p.ndim != 2:
-        raise ValueError(f"probabilities must be 2-D, got shape {p.shape}")
-    out = np.where(np.isnan(p).any(axis=1), -1,
-                   np.nan_to_num(p, nan=-1.0).argmax(axis=1) if p.shape[1] else -1)
-    for a, b in (merge or {}).items():
-        out[out == a] = b
-    return out.astype(np.int64)
-
-
 def binomial_se(p: float, n: int) -> float:
     """Standard error of a proportion ``p`` measured on ``n`` independent clips."""
     return float(np.sqrt(max(p * (1 - p), 0.0) / n)) if n else float("nan")

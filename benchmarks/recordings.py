@@ -1,19 +1,5 @@
-"""What the device makes of a recording: its frames, its utterances and its interim hops.
-
-``edge-ser predict`` streams a file through :class:`edge.recognizer.Recognizer`; so does
-``edge-ser listen``. For a benchmark that scores many models on the same files, the front end
-and the endpointer run once per file here, with the runtime's own objects and in the
-recogniser's order, and every model then scores the same utterances:
-
-* the **finals**: the endpointer's utterances (:class:`edge.endpoint.Segment`), each
-  classified from its whole mel frames, exactly as the recogniser's final result;
-* the **interims**: at every hop boundary (``hop_frames`` frames from the start of the
-  stream) while an utterance is under way, the utterance so far (:attr:`Endpointer.active`
-  after the hop's frames): the segment the recogniser's interim result is computed from.
-
-The endpointer decides frame by frame, so pushing a hop of levels at a time leaves it in the
-state the recogniser's block-by-block walk does. ``tests/test_bench.py`` checks both against
-the recogniser itself.
+"""The benchmark's recordings as the device sees them (:class:`edge.batch.Recording`: frames,
+utterances, interim hops), loaded once per file for every model to score.
 
 numpy and the edge package only (a Raspberry Pi runs this). On the host, the mel frames come
 from ``train.dataset``'s feature cache when it is importable (the same front end, computed
@@ -27,61 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from edge.audio import load
-from edge.endpoint import Segment
-from edge.endpoint import replay as replay_endpoints
+from edge.batch import Recording, from_mel, load_recording
 from edge.errors import AudioError
 from edge.features import FeatureSpec
-from edge.levels import frame_levels
-from edge.utterance import recording_frames
 from train.corpora import Utterance
-
-
-@dataclass(frozen=True)
-class DeviceRecording:
-    """One recording as the recogniser sees it."""
-
-    mel: np.ndarray
-    """Mel power frames ``(n_frames, n_mels)``, float32."""
-    levels: np.ndarray
-    """Their speech-band levels ``(n_frames,)``, dB (:func:`edge.levels.frame_levels`)."""
-    finals: tuple[Segment, ...]
-    """The utterances (one final result each), in order; empty: no speech found."""
-    interims: tuple[Segment, ...]
-    """The utterance so far at each hop during speech (one interim result each)."""
-
-    @property
-    def frames(self) -> int:
-        return len(self.mel)
-
-
-def hop_frames(spec: FeatureSpec, hop_seconds: float) -> int:
-    """Frames per hop, rounded as :class:`edge.recognizer.Recognizer` rounds them."""
-    return max(1, int(round(hop_seconds * spec.frames_per_second)))
-
-
-def replay(levels: np.ndarray, spec: FeatureSpec, hop: int
-           ) -> tuple[tuple[Segment, ...], tuple[Segment, ...]]:
-    """The recogniser's endpointer decisions over a whole recording's frame levels: its
-    finals and the utterance under way at each hop (:func:`edge.endpoint.replay`)."""
-    finals, interims = replay_endpoints(levels, spec.endpoint, spec.frames_per_second, hop)
-    return tuple(finals), tuple(interims)
-
-
-def from_mel(mel: np.ndarray, spec: FeatureSpec, hop: int) -> DeviceRecording:
-    """A recording from its mel power frames ``(n_frames, n_mels)``."""
-    mel = np.asarray(mel, dtype=np.float32)
-    levels = frame_levels(mel, spec.frontend)
-    finals, interims = replay(levels, spec, hop)
-    return DeviceRecording(mel, levels, finals, interims)
-
-
-def from_signal(signal: np.ndarray, spec: FeatureSpec, hop: int) -> DeviceRecording:
-    """A recording from mono samples at the front end's rate."""
-    mel, _ = recording_frames(signal, spec)
-    return from_mel(mel, spec, hop)
 
 
 def cache_available() -> bool:
@@ -101,7 +36,7 @@ class Loaded:
     """Recordings of the ``kept`` utterances, in order, and the files that failed."""
 
     kept: list[Utterance]
-    recordings: list[DeviceRecording]
+    recordings: list[Recording]
     failed: list[tuple[str, str]] = field(default_factory=list)
     """``(path, reason)``."""
     source: str = ""
@@ -111,7 +46,7 @@ class Loaded:
 def load_recordings(utterances: Sequence[Utterance], spec: FeatureSpec, hop: int, *,
                     condition: Any = None, progress: bool = True, desc: str = "features"
                     ) -> Loaded:
-    """Every file as a :class:`DeviceRecording`; unreadable ones go to ``failed``.
+    """Every file as a :class:`edge.batch.Recording`; unreadable ones go to ``failed``.
 
     ``condition``: a :class:`train.augment.Condition` applied to the audio first (needs the
     host's ``train`` extra; :func:`conditions_available`). Through the feature cache when it
@@ -133,10 +68,10 @@ def load_recordings(utterances: Sequence[Utterance], spec: FeatureSpec, hop: int
     out = Loaded([], [], [], "computed")
     for u in bar(utterances, desc, total=len(utterances), unit="clip", enabled=progress):
         try:
-            x = load(u.path, spec.frontend.sample_rate, min_samples=spec.frontend.frame_length)
+            recording = load_recording(u.path, spec, hop)
         except AudioError as e:
             out.failed.append((str(u.path), str(e)))
             continue
         out.kept.append(u)
-        out.recordings.append(from_signal(x, spec, hop))
+        out.recordings.append(recording)
     return out

@@ -113,6 +113,14 @@ class Classifier:
         scores = None if windows[0].scores is None else [w.scores for w in windows]
         return UtteranceScores(probs, scores, len(windows))
 
+    def probabilities(self, inputs: np.ndarray) -> np.ndarray:
+        """Probabilities of windows ``(n, *spec.input_shape)`` of unnormalised features, one
+        at a time as the device runs them: float32 ``(n, n_labels)``."""
+        out = np.zeros((len(inputs), len(self.labels)), dtype=np.float32)
+        for i, x in enumerate(inputs):
+            out[i] = self.classify_features(x).probs
+        return out
+
     def classify_features(self, features: np.ndarray) -> WindowScores:
         """Scores of one window of unnormalised features ``spec.input_shape``."""
         x = self.input_map(features)[None]

@@ -102,6 +102,11 @@ class FeatureSpec:
         """Frame index -> seconds (the frame's start)."""
         return frames / self.frames_per_second
 
+    def hop_frames(self, hop_seconds: float) -> int:
+        """Frames between the recogniser's interim results for a hop of ``hop_seconds``
+        (rounded, at least one)."""
+        return max(1, int(round(hop_seconds * self.frames_per_second)))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "input_version": INPUT_VERSION,

@@ -105,7 +105,7 @@ def speech_weighted(finals: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     labels = list(finals[0]["probs"])
     probs = aggregate_utterances(
         np.array([[f["probs"][k] for k in labels] for f in finals]),
-        np.array([max(float(f["speech_seconds"] or 0.0), 1e-3) for f in finals]))
+        np.array([float(f["speech_seconds"] or 0.0) for f in finals]))
     return {k: float(p) for k, p in zip(labels, probs)}
 
 

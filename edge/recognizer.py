@@ -172,7 +172,7 @@ class Recognizer:
             raise ConfigError(f"threshold={threshold!r}: must be in [0, 1]")
         self.threshold = threshold
         fps = self.spec.frames_per_second
-        self.hop_frames = max(1, int(round(hop * fps)))
+        self.hop_frames = self.spec.hop_frames(hop)
         self.hop_seconds = self.hop_frames / fps
         self.endpoint_config = endpoint or self.spec.endpoint
         self._endpointer = Endpointer(self.endpoint_config, fps)

@@ -105,6 +105,23 @@ def centred(log_mel: np.ndarray, spec: FeatureSpec) -> tuple[np.ndarray, np.ndar
     return (log_mel - mean).astype(np.float32), (pad - mean).astype(np.float32)
 
 
+def normalised_frames(mel: np.ndarray, spec: FeatureSpec, levels: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """A stretch of frames made relative to its own level (:func:`normalized_log_mel`,
+    :func:`centred`): the log-mel frames ``(n, n_mels)`` and the padding frame ``(n_mels,)``,
+    float32.
+
+    Parameters
+    ----------
+    mel : np.ndarray [shape=(n, n_mels)]
+        Mel power frames.
+    levels : np.ndarray [shape=(n,)]
+        Their frame levels (:func:`edge.levels.frame_levels`).
+    """
+    level = utterance_level(levels, percentile=spec.level_percentile)
+    return centred(normalized_log_mel(mel, spec, level), spec)
+
+
 def window_input(log_mel: np.ndarray, spec: FeatureSpec, pad: np.ndarray | None = None
                  ) -> np.ndarray:
     """One model input from up to one window of normalised log-mel frames.
@@ -149,8 +166,7 @@ def utterance_inputs(mel: np.ndarray, spec: FeatureSpec, *,
     """
     if levels is None:
         levels = frame_levels(mel, spec.frontend)
-    log_mel, pad = centred(normalized_log_mel(
-        mel, spec, utterance_level(levels, percentile=spec.level_percentile)), spec)
+    log_mel, pad = normalised_frames(mel, spec, levels)
     w = spec.window_frames
     return np.stack([window_input(log_mel[s:s + w], spec, pad)
                      for s in window_starts(len(log_mel), spec)])
@@ -196,16 +212,20 @@ def interim_inputs(mel: np.ndarray, spec: FeatureSpec, *,
     return window_input(log_mel, spec, pad)[None]
 
 
-def aggregate_utterances(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """A recording's probabilities from its utterances': their average weighted by
-    ``weights`` (each utterance's speech frames), float64 ``(n_labels,)``.
+SPEECH_WEIGHT_FLOOR = 1e-3
+"""Smallest weight of an utterance in a recording's average, seconds."""
+
+
+def aggregate_utterances(probs: np.ndarray, speech_seconds: np.ndarray) -> np.ndarray:
+    """A recording's probabilities from its utterances': their average weighted by each
+    utterance's speech (at least :data:`SPEECH_WEIGHT_FLOOR`), float64 ``(n_labels,)``.
 
     Parameters
     ----------
     probs : np.ndarray [shape=(n_utterances, n_labels)]
-    weights : np.ndarray [shape=(n_utterances,)], > 0
+    speech_seconds : np.ndarray [shape=(n_utterances,)], seconds
     """
-    w = np.asarray(weights, dtype=np.float64)
+    w = np.maximum(np.asarray(speech_seconds, dtype=np.float64), SPEECH_WEIGHT_FLOOR)
     p = np.asarray(probs, dtype=np.float64)
     return (p * w[:, None]).sum(axis=0) / w.sum()
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.batch import Windows, combine
 from edge.errors import ConfigError
 from export.run import RunConfig
 from train.augment import WaveAugment
 from train.corpora import Utterance, read_corpus
 from train.dataset import CLEAN, Variant, load_recordings
-from train.windows import DeviceInputs, device_inputs, recording_probabilities
+from train.windows import device_inputs
 
 
 def _log(message: str) -> None:
@@ -89,13 +90,13 @@ class Clips:
     labels: np.ndarray
     """``(n_recordings,)`` int64 class indices into the run's labels."""
     utterances: list[Utterance]
-    device: DeviceInputs
+    device: Windows
     """Which recording and utterance each row belongs to."""
 
     def recording_probs(self, window_probs: np.ndarray) -> np.ndarray:
         """Per-recording probabilities from the rows' (as ``edge-ser predict`` combines
         them); NaN rows for recordings without speech."""
-        return recording_probabilities(window_probs, self.device)
+        return combine(window_probs, self.device).recording_probs
 
 
 def clips(run: RunConfig, utterances: Sequence[Utterance], *, cache_dir: Path | None = None,

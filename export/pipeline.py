@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from export.data import (
 )
 from export.embed import write_bundle_metadata
 from export.errors import ExportError
+from export.files import write_atomic
 from export.graph import GraphSummary, require_builtin_ops, summarize
 from export.metadata import bundle_metadata
 from export.run import CORE_LAYER, RunConfig, fold_dirs, load_model, read_run
@@ -160,11 +160,6 @@ def _targets(kind: str, size: int, verification: dict[str, Any]) -> dict[str, An
     return out
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def portable_path(path: Path, base: Path | None = None) -> str:
@@ -303,7 +298,7 @@ def export_run(run_dir: str | Path, out: str | Path, options: ExportOptions) -> 
         for q in QUANTIZATIONS
     }
     q = options.quantization
-    _write_atomic(out, final[q])
+    write_atomic(out, final[q])
     bundle = load_bundle(out)  # read back exactly as the device will
     graph = summarize(bundle.model_bytes)
     report: dict[str, Any] = {
@@ -326,7 +321,7 @@ def export_run(run_dir: str | Path, out: str | Path, options: ExportOptions) -> 
     }
     if check is not None:
         report["training_clips_check"] = check
-    _write_atomic(report_path(out), (json.dumps(report, indent=2) + "\n").encode())
+    write_atomic(report_path(out), (json.dumps(report, indent=2) + "\n").encode())
     return report
 
 

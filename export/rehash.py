@@ -41,6 +41,7 @@ from edge.bundle import (
 )
 from edge.errors import ConfigError, ModelError, damaged_model
 from edge.flatbuffer import check_model
+from export.files import write_atomic
 
 INPUTS_COMPARED = 4
 """Seeded random inputs on which OLD and NEW must give identical raw outputs."""
@@ -160,7 +161,7 @@ def rehash(old: str | os.PathLike, out: str | os.PathLike, *,
     meta = parse_metadata(new, source=str(out))
     _same_outputs(data, new, source)
 
-    _write_atomic(out, new)
+    write_atomic(out, new)
     summary = {"old": str(old), "out": str(out), "old_sha256": actual,
                "sha256": hashlib.sha256(new).hexdigest(), "checksum": meta.sha256,
                "old_size_bytes": len(data), "size_bytes": len(new), "reference": where,
@@ -176,13 +177,8 @@ def rehash(old: str | os.PathLike, out: str | os.PathLike, *,
             record["sizes_bytes"][record["quantization"]] = len(new)
         record["rehash"] = {k: summary[k] for k in ("old_sha256", "old_size_bytes",
                                                     "checksum", "reference")}
-        _write_atomic(export_report(out), (json.dumps(record, indent=2) + "\n").encode())
+        write_atomic(export_report(out), (json.dumps(record, indent=2) + "\n").encode())
         summary["report"] = str(export_report(out))
     return summary
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

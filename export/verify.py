@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.batch import predicted_labels
 from edge.bundle import Bundle
 from edge.classifier import Classifier
 from train.evaluate import scores
@@ -30,22 +31,13 @@ def keras_probs(model, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
 def bundle_probs(bundle: Bundle, inputs: np.ndarray) -> np.ndarray:
     """Probabilities ``(n, n_labels)`` of a bundle on un-normalised inputs, one window at a
     time through the device's classifier."""
-    classifier = Classifier(bundle, threads=1)
-    out = np.zeros((len(inputs), len(bundle.metadata.labels)), np.float32)
-    for i, x in enumerate(inputs):
-        out[i] = classifier.classify_features(x).probs
-    return out
+    return Classifier(bundle, threads=1).probabilities(inputs)
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> float:
     """Fraction of rows where two probability arrays have the same top-1 class (rows of NaN,
     recordings without speech, agree)."""
-    return float(np.mean(top1(a) == top1(b))) if len(a) else 0.0
-
-
-def top1(probs: np.ndarray) -> np.ndarray:
-    """Top class per row; -1 for a row of NaN (a recording without speech: no result)."""
-    return np.where(np.isnan(probs).any(axis=1), -1, np.nan_to_num(probs).argmax(axis=1))
+    return float(np.mean(predicted_labels(a) == predicted_labels(b))) if len(a) else 0.0
 
 
 def compare(labels: np.ndarray, probs: dict[str, np.ndarray],
@@ -58,7 +50,7 @@ def compare(labels: np.ndarray, probs: dict[str, np.ndarray],
     probs : {path: np.ndarray [shape=(n, n_labels)]} for every name in :data:`PATHS`
     """
     out: dict[str, Any] = {"clips": int(len(labels))}
-    per_path = {name: scores(labels, _as_class(top1(probs[name]), class_names),
+    per_path = {name: scores(labels, _as_class(predicted_labels(probs[name]), class_names),
                              list(class_names)) for name in PATHS}
     out["accuracy"] = {name: round(s["accuracy"], 4) for name, s in per_path.items()}
     out["macro_f1"] = {name: round(s["macro_f1"], 4) for name, s in per_path.items()}

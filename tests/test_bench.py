@@ -1,8 +1,9 @@
-"""``ser-bench``: its scoring is ``edge-ser predict``'s and ``listen``'s, recording by
-recording and hop by hop; a tiny run through the console script produces a well-formed report
-(JSON, Markdown, PNGs, README tables) whose figures are internally consistent; bad input gets
-one line and exit status 2 without losing the good models; the live scorer and the recording
-writer do what they say. Nothing here is a timed test: figures are checked for shape and
+"""``ser-bench``: its scoring is the device's batch path (:mod:`edge.batch`, whose tests show
+that it is ``edge-ser predict``'s and ``listen``'s) on the endpointer's own segmentation; a
+tiny run through the console script produces a well-formed report (JSON, Markdown, PNGs,
+README tables) whose figures are internally consistent; bad input gets one line and exit
+status 2 without losing the good models; the live scorer and the recording writer do what
+they say. Nothing here is a timed test: figures are checked for shape and
 sanity, not speed.
 
 Models: ``tests/conftest_edge.py``'s bundles (``EDGE_SER_TEST_MODELS`` during development);
@@ -36,7 +37,8 @@ from benchmarks.accuracy import (
     score_contender,
 )
 from benchmarks.contenders import TFLITE, Contender, float_counterparts, from_bundle
-from benchmarks.metrics import agreement, score, top1
+from benchmarks.metrics import agreement, score
+from edge.batch import predicted_labels
 from edge.bundle import load_bundle
 from edge.features import FeatureSpec, Normalizer
 from train.corpora import Utterance
@@ -109,82 +111,23 @@ def bench(ravdess_dir: Path, savee_dir: Path, tmp_path_factory: pytest.TempPathF
 # --------------------------------------------------------------------------------------
 
 
-def _clips(ravdess_dir: Path, savee_dir: Path | None = None) -> list[Utterance]:
+def _clips(ravdess_dir: Path) -> list[Utterance]:
     from train.corpora import read_corpus
 
-    utts = sorted(read_corpus(ravdess_dir).utterances, key=lambda u: str(u.path))[::97][:6]
-    if savee_dir is not None:
-        utts += sorted(read_corpus(savee_dir).utterances, key=lambda u: str(u.path))[::61][:4]
-    return utts
-
-
-def test_scoring_equals_predict_and_listen_result_by_result(ravdess_dir, savee_dir):
-    """Per recording: predict_file's probabilities, bit for bit (and no result where it has
-    none); per hop: the recogniser's interim probabilities, whatever the block size."""
-    from benchmarks.inputs import build, score
-    from benchmarks.recordings import hop_frames, load_recordings
-    from edge.audio import load
-    from edge.classifier import Classifier
-    from edge.predict import predict_file
-    from edge.recognizer import Recognizer
-
-    bundle = load_bundle(shipped("cnn-int8"))
-    clf = Classifier(bundle)
-    spec, labels = bundle.metadata.features, bundle.metadata.labels
-    hop = hop_frames(spec, bundle.metadata.hop_seconds)
-    loaded = load_recordings(_clips(ravdess_dir, savee_dir), spec, hop, progress=False)
-    scored = score(lambda x: np.stack([clf.classify_features(v).probs for v in x]),
-                   build(loaded.recordings, spec, interims=True), len(labels))
-    for i, u in enumerate(loaded.kept):
-        file = predict_file(u.path, clf)
-        mine = scored.recording_probs[i]
-        if file.label is None:
-            assert np.isnan(mine).all(), u.path
-        else:
-            np.testing.assert_array_equal(mine, [file.probs[k] for k in labels], err_msg=str(u))
-        assert scored.utterances[i] == len(file.utterances)
-        x = load(u.path, spec.frontend.sample_rate)
-        block = (1237, 4000, 5333)[i % 3]
-        rec = Recognizer(bundle, classifier=clf)
-        results = [r for k in range(0, x.size, block) for r in rec.push(x[k:k + block])]
-        interims = [r for r in results + rec.finish() if r.event == "interim"]
-        theirs = np.array([[r.probs[k] for k in labels] for r in interims], np.float32)
-        np.testing.assert_array_equal(scored.interim_probs[scored.interim_recording == i],
-                                      theirs.reshape(-1, len(labels)), err_msg=str(u))
-
-
-def test_scoring_equals_the_training_sides_device_scoring(ravdess_dir):
-    """train.windows (ser-train's held-out scores) and benchmarks.inputs cut the same
-    windows and combine them the same way."""
-    from benchmarks.inputs import build, recording_probabilities, segment_probabilities
-    from benchmarks.recordings import from_mel
-    from train.dataset import load_recordings
-    from train.windows import device_inputs
-    from train.windows import recording_probabilities as train_probabilities
-
-    spec = FeatureSpec()
-    recs = load_recordings(_clips(ravdess_dir), spec, progress=False).recordings
-    theirs = device_inputs(recs, spec)
-    mine = build([from_mel(r.mel, spec, 50) for r in recs], spec)
-    np.testing.assert_array_equal(mine.finals.inputs, theirs.inputs)
-    probs = np.random.default_rng(0).dirichlet(np.ones(8), len(theirs.inputs))
-    ours = recording_probabilities(segment_probabilities(probs, mine.finals), mine.finals,
-                                   len(recs))
-    np.testing.assert_allclose(ours, train_probabilities(probs, theirs), rtol=1e-6, atol=1e-7)
+    return sorted(read_corpus(ravdess_dir).utterances, key=lambda u: str(u.path))[::97][:6]
 
 
 def test_the_replay_is_the_endpointers_own_segmentation():
     """Finals are speech_segments' utterances; interims are the active utterance at hop
     boundaries only, each inside its final."""
-    from benchmarks.recordings import replay
-    from edge.endpoint import speech_segments
+    from edge.endpoint import replay, speech_segments
 
     spec = FeatureSpec()
     rng = np.random.default_rng(3)
     levels = -70 + rng.normal(0, 1, 1500)
     for a, b in ((200, 420), (700, 760), (1000, 1490)):  # two words and a shorter blip
         levels[a:b] = -30 + rng.normal(0, 2, b - a)
-    finals, interims = replay(levels, spec, 50)
+    finals, interims = replay(levels, spec.endpoint, spec.frames_per_second, 50)
     assert list(finals) == speech_segments(levels, spec.endpoint, spec.frames_per_second)
     assert len(finals) >= 2 and interims
     for s in interims:
@@ -413,8 +356,8 @@ def test_scores_against_a_hand_count() -> None:
     q = np.eye(3)[[0, 1, 1, 2]]
     assert agreement(p, q) == 0.75
     probs = np.array([[0.2, 0.7, 0.1], [np.nan] * 3, [0.1, 0.2, 0.7]])
-    assert top1(probs).tolist() == [1, -1, 2]
-    assert top1(probs, {1: 0}).tolist() == [0, -1, 2]
+    assert predicted_labels(probs).tolist() == [1, -1, 2]
+    assert predicted_labels(probs, {1: 0}).tolist() == [0, -1, 2]
 
 
 def _contender(name: str, quantization: str, trained_on: list[str],
@@ -550,26 +493,29 @@ def test_the_recording_puts_each_clip_where_it_says(ravdess_dir: Path, tmp_path:
 
 
 def test_input_subsets_keep_only_their_recordings() -> None:
-    """A pooled fold member sees only its speakers' windows, and they combine as before."""
-    from benchmarks.accuracy import _subset
-    from benchmarks.inputs import Inputs, Windows, score
+    """A pooled fold member sees only its speakers' windows (finals and interims), and they
+    combine as before."""
+    from benchmarks.inputs import Inputs, score
+    from edge.batch import Windows
 
     x = np.arange(6, dtype=np.float32)[:, None, None, None] * np.ones((1, 2, 2, 1), np.float32)
     w = Windows(x, np.array([0, 0, 1, 2, 2, 3]), np.array([0, 1, 2, 2]),
-                np.array([1.0, 2.0, 1.0, 3.0]))
-    inputs = Inputs(w, None, 3)
+                np.array([1.0, 2.0, 1.0, 3.0]), 3)
+    inputs = Inputs(w, w)
 
     def predict(batch: np.ndarray) -> np.ndarray:
         v = batch[:, 0, 0, 0]
         return np.stack([v / 10, 1 - v / 10], axis=1)
 
     full = score(predict, inputs, 2)
-    part = score(predict, _subset(inputs, np.array([False, True, True])), 2)
+    part = score(predict, inputs.subset(np.array([False, True, True])), 2)
     assert np.isnan(part.recording_probs[0]).all()
     np.testing.assert_allclose(part.recording_probs[1:], full.recording_probs[1:])
     # recording 2: utterances (windows 3-4: mean 0.35) and (window 5: 0.5), weights 1 and 3
     assert full.recording_probs[2, 0] == pytest.approx((0.35 * 1 + 0.5 * 3) / 4)
     assert full.utterances.tolist() == [1, 1, 2]
+    assert part.interim_recording.tolist() == [1, 2, 2]
+    np.testing.assert_array_equal(part.interim_probs, full.interim_probs[1:])
 
 
 def test_readme_tables_are_the_committed_reports() -> None:

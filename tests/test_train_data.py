@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest_train import make_tree, write_wav
 
+from edge.batch import combine
 from edge.errors import AudioError, ConfigError
 from edge.features import FeatureSpec
 from train.augment import CONDITIONS, SpecAugment, WaveAugment, spec_augment
@@ -23,13 +24,7 @@ from train.dataset import (
     split_by_speaker,
 )
 from train.labels import parse_classes
-from train.windows import (
-    WindowAugment,
-    augmented_inputs,
-    device_inputs,
-    interim_inputs,
-    recording_probabilities,
-)
+from train.windows import WindowAugment, augmented_inputs, device_inputs, interim_windows
 
 SPEC = FeatureSpec(window_seconds=0.5)
 
@@ -267,20 +262,20 @@ def test_device_inputs_and_recording_probabilities(tmp_path):
     items = [Utterance(p, "sad", "ravdess-01", "ravdess") for p in paths]
     recs = load_recordings(items, SPEC, cache_dir=tmp_path / "c", progress=False).recordings
     d = device_inputs(recs, SPEC)
-    assert d.inputs.shape[1:] == SPEC.input_shape and d.recording.tolist()[:1] == [0]
-    assert sorted(set(d.recording.tolist())) == [0, 1]  # the silent file has no utterance
+    assert d.inputs.shape[1:] == SPEC.input_shape and d.window_recording.tolist()[:1] == [0]
+    assert d.recording.tolist() == [0, 1, 1]  # the silent file has no utterance
     probs = np.tile([[0.9, 0.1]], (len(d.inputs), 1))
-    probs[d.recording == 1] = [0.2, 0.8]
-    out = recording_probabilities(probs, d)
+    probs[d.window_recording == 1] = [0.2, 0.8]
+    out = combine(probs, d).recording_probs
     np.testing.assert_allclose(out[0], [0.9, 0.1])
     np.testing.assert_allclose(out[1], [0.2, 0.8])
     assert np.isnan(out[2]).all()
-    assert len(device_inputs(recs, SPEC, fallback=True).utterance_recording) == 4
+    assert device_inputs(recs, SPEC, fallback=True).recording.tolist() == [0, 1, 1, 2]
     x, y = augmented_inputs(recs, np.array([0, 1, 1]), SPEC, WindowAugment(interim_prob=1.0),
                             np.random.default_rng(0))
     assert x.shape == (4, *SPEC.input_shape) and y.tolist() == [0, 1, 1, 1]
-    x, interim, owner = interim_inputs(recs, SPEC, hop_frames=10)
-    assert len(x) == len(interim) and set(owner.tolist()) <= {0, 1} and len(owner) >= 3
+    w = interim_windows(recs, SPEC, hop_frames=10)
+    assert len(w.inputs) == w.segments >= 3 and set(w.recording.tolist()) <= {0, 1}
 
 
 def test_spec_augment_fills_masks_and_spares_c0():

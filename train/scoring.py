@@ -1,6 +1,7 @@
-"""Scoring a model the way the device scores: each held-out recording through the endpointer,
-its utterances' windows, the speech-weighted average (``edge-ser predict``'s answer for the
-file); the interim results at every hop; the room conditions; a corpus left out."""
+"""Scoring a model the way the device scores (:mod:`edge.batch`): each held-out recording
+through the endpointer, its utterances' windows, the speech-weighted average (``edge-ser
+predict``'s answer for the file); the interim results at every hop; the room conditions; a
+corpus left out."""
 
 from __future__ import annotations
 
@@ -9,27 +10,19 @@ from typing import Any
 
 import numpy as np
 
+from edge import batch
+from edge.batch import predicted_labels
 from edge.features import DEFAULT_HOP_SECONDS, FeatureSpec
 from train.dataset import Recording
 from train.evaluate import scores
 from train.fit import predict
-from train.windows import device_inputs, interim_inputs, mean_by, recording_probabilities
+from train.windows import device_inputs, interim_windows
 
 
 def clip_predictions(model, recordings: list[Recording], spec: FeatureSpec) -> np.ndarray:
     """Per-recording probabilities ``(n, n_labels)`` (NaN rows: no speech found)."""
     d = device_inputs(recordings, spec)
-    probs = predict(model, d.inputs)
-    return recording_probabilities(probs, d)
-
-
-def predicted_labels(probs: np.ndarray, *, merge: dict[int, int] | None = None) -> np.ndarray:
-    """Top class per row; -1 where there was no speech (NaN row). ``merge`` maps predicted
-    classes onto others first (``calm -> neutral`` for a corpus without calm)."""
-    out = np.where(np.isnan(probs).any(axis=1), -1, np.nan_to_num(probs).argmax(axis=1))
-    for a, b in (merge or {}).items():
-        out[out == a] = b
-    return out
+    return batch.combine(predict(model, d.inputs), d).recording_probs
 
 
 def held_out_scores(y: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[str, Any]:
@@ -43,12 +36,12 @@ def held_out_scores(y: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dic
 def interim_accuracy(model, recordings: list[Recording], y: np.ndarray, spec: FeatureSpec
                      ) -> dict[str, Any]:
     """Accuracy of the interim results (utterance so far, every hop) of held-out speakers."""
-    hop = max(1, int(round(DEFAULT_HOP_SECONDS * spec.frames_per_second)))
-    x, interim, owner = interim_inputs(recordings, spec, hop)
-    if len(x) == 0:
+    w = interim_windows(recordings, spec, spec.hop_frames(DEFAULT_HOP_SECONDS))
+    if w.segments == 0:
         return {"accuracy": 0.0, "n": 0}
-    probs = mean_by(predict(model, x), interim, len(owner))
-    return {"accuracy": float(np.mean(probs.argmax(axis=1) == y[owner])), "n": int(len(owner))}
+    probs = batch.combine(predict(model, w.inputs), w).segment_probs
+    return {"accuracy": float(np.mean(probs.argmax(axis=1) == y[w.recording])),
+            "n": w.segments}
 
 
 def evaluate_model(model, spec: FeatureSpec, labels: list[str], y: np.ndarray,
@@ -79,8 +72,7 @@ class EvalCorpus:
 
 def corpus_scores(model, corpus: EvalCorpus, spec: FeatureSpec, labels: list[str]
                   ) -> dict[str, Any]:
-    pred = predicted_labels(clip_predictions(model, corpus.recordings, spec),
-                            merge=corpus.merge)
+    pred = predicted_labels(clip_predictions(model, corpus.recordings, spec), corpus.merge)
     present = sorted(set(corpus.y.tolist()))
     return {"accuracy": float(np.mean(pred == corpus.y)), "n": int(len(corpus.y)),
             "classes": [labels[i] for i in present],
