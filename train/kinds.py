@@ -1,0 +1,71 @@
+"""Every ``ser-train --model`` kind, in one place: what trains it and whether it exports.
+
+Nothing heavy is imported here (the CLI reads this for its choices and help before any
+TensorFlow import). A new kind is one :class:`Kind` row in :data:`KINDS` plus its builder:
+a Keras builder in :data:`train.models.BUILDERS` (``family="keras"``: trained and scored by
+:func:`train.run.run`, the device's scoring), or a classifier in
+:data:`train.baseline.CLASSIFIERS` (``family="classical"``: utterance features, scored per
+clip by :func:`train.baseline.run_baseline`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One model kind of ``ser-train --model``."""
+
+    name: str
+    family: str
+    """``keras`` (MFCC windows -> a Keras model, device scoring) or ``classical`` (utterance
+    features -> a scikit-learn classifier)."""
+    summary: str
+    """A few words for ``--help``: the model and its size."""
+    exportable: bool = False
+    """``ser-export`` can turn it into a builtin-op int8 TFLite bundle for the device."""
+    shipped: bool = False
+    """One of the shipped bundles' kinds (``edge/models/``)."""
+
+
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("cnn", "keras", "compact CNN, ~86k params", exportable=True, shipped=True),
+    Kind("cnn-lstm", "keras", "CNN + unrolled LSTM, ~78k, int8-exportable", exportable=True,
+         shipped=True),
+    Kind("lstm", "keras", "two stacked LSTMs over the MFCC frames, ~160k, host only"),
+    Kind("conv1d", "keras", "Conv1D stack 128/256/512 over the frames, ~0.9M, host only"),
+    Kind("cnn-bilstm", "keras", "CNN front + two bidirectional LSTMs, ~0.3M, host only"),
+    Kind("rf", "classical", "random forest on utterance statistics"),
+    Kind("svm", "classical", "scaled RBF SVM on utterance statistics, C/gamma chosen on"
+         " training speakers"),
+    Kind("knn", "classical", "scaled k-nearest neighbours on utterance statistics, k chosen on"
+         " training speakers"),
+    Kind("egemaps-svm", "classical", "eGeMAPSv02 functionals (opensmile) + linear SVM"),
+)}
+"""Model kind -> :class:`Kind`, in the order ``--help`` lists them."""
+
+
+def kind_of(name: str) -> Kind:
+    """The :class:`Kind` called ``name``; ConfigError naming the choices otherwise."""
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ConfigError(f"model kind {name!r}: choose one of {', '.join(KINDS)}") from None
+
+
+def kinds_of(family: str) -> tuple[str, ...]:
+    """Names of the kinds of one family, in :data:`KINDS` order."""
+    return tuple(k.name for k in KINDS.values() if k.family == family)
+
+
+def require_exportable(name: str) -> None:
+    """ConfigError when ``ser-export`` cannot make an int8 device bundle of kind ``name``."""
+    kind = KINDS.get(name)
+    if kind is not None and not kind.exportable:
+        exportable = ", ".join(k.name for k in KINDS.values() if k.exportable)
+        raise ConfigError(f"model kind {name!r} is host-only: it has no builtin-op int8 TFLite"
+                          f" form for the device (exportable kinds: {exportable}); use it on"
+                          " the host, e.g. as a --teacher")
