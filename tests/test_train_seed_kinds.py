@@ -151,3 +151,26 @@ def test_host_only_kinds_do_not_export(runs, tmp_path, kind):
     assert r.exit_code == 2, r.output
     assert "host-only" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "x.tflite").exists()
+
+
+def test_the_comparison_table_pairs_every_kind_with_the_cnn(runs, tmp_path):
+    from benchmarks.seed_models import NOT_MEASURED, main
+
+    kinds = ("cnn", *KERAS_KINDS, *CLASSICAL_KINDS)
+    out = tmp_path / "seed-models.md"
+    assert main([*(str(runs[k]) for k in kinds), "--reference", str(runs["cnn"]),
+                 "--setting", "4 actors, 2 folds, 1 epoch", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "Setting: 4 actors, 2 folds, 1 epoch" in text
+    for kind in (*kinds, *NOT_MEASURED):
+        assert f"| `{kind}` |" in text
+    assert text.count("not measured here: weights not available") == len(NOT_MEASURED)
+    figures = {r["kind"]: r for r in json.loads(out.with_suffix(".json").read_text())["runs"]}
+    cnn1 = report(runs["cnn"])["folds"][0]["test"]["accuracy"]
+    for kind in kinds[1:]:
+        pair = figures[kind]["paired_against_reference"]
+        assert pair["folds"] == [1] and pair["n"] == 120  # the same recordings, one by one
+        mine = report(runs[kind])["folds"][0]["test"]["accuracy"]
+        assert pair["difference"] == pytest.approx(mine - cnn1)
+    assert figures["conv1d"]["parameters"] > figures["cnn"]["parameters"]
+    assert figures["svm"]["parameters"] is None  # no weights count for a classical kind

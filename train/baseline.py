@@ -18,6 +18,10 @@ networks and written in the same report format.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 import pickle
 import sys
 import time
@@ -38,6 +42,8 @@ from edge.errors import ConfigError
 from edge.features import FeatureSpec
 from train.corpora import Utterance
 from train.dataset import (
+    default_cache_dir,
+    file_digest,
     first_input,
     load_recordings,
     load_signal,
@@ -128,6 +134,38 @@ def fit_classifier(kind: str, x: np.ndarray, y: np.ndarray, speaker: np.ndarray,
     return search.best_estimator_, chosen
 
 
+CLIP_FEATURES_VERSION = 1
+"""Part of every clip-feature cache key: bump it when a feature's computation changes."""
+
+
+def clip_features(name: str, compute, spec: FeatureSpec, utterances: list[Utterance],
+                  recordings: list, *, cache_dir, use_cache: bool) -> np.ndarray:
+    """``compute()`` (the ``(n, d)`` feature table of ``utterances``), cached as one ``.npy``
+    per (feature set, front end, clip contents and first utterances, in order) under
+    ``<cache>/clip-features/``: svm, knn and rf share the statistics, a second run reuses
+    them."""
+    if not use_cache:
+        return compute()
+    clips = [(file_digest(u.path), int(r.utterances[0].start), int(r.utterances[0].end))
+             for u, r in zip(utterances, recordings)]
+    text = json.dumps({"features": name, "spec": spec.to_dict(), "clips": clips,
+                       "version": CLIP_FEATURES_VERSION}, sort_keys=True)
+    key = hashlib.sha256(text.encode()).hexdigest()[:20]
+    path = (Path(cache_dir) if cache_dir else default_cache_dir()) / "clip-features" \
+        / f"{name}-{key}.npy"
+    with contextlib.suppress(OSError, ValueError):
+        x = np.load(path)
+        if x.shape[0] == len(utterances):
+            return x
+    x = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, x)
+    os.replace(tmp, path)
+    return x
+
+
 def run_baseline(out: Path, spec: FeatureSpec, data: tuple[dict, ...],
                  utterances: list[Utterance], label_map: LabelMap, *, folds: int,
                  test_speakers: tuple[str, ...] | None, seed: int, cache_dir, use_cache: bool,
@@ -142,17 +180,21 @@ def run_baseline(out: Path, spec: FeatureSpec, data: tuple[dict, ...],
     for _, message in ex.failed:
         print(f"skipped: {message}", file=sys.stderr)
     utts = ex.kept
-    inputs = np.stack([first_input(r, spec) for r in ex.recordings])
     fe = spec.frontend
-    windows = []
-    for u, r in zip(utts, ex.recordings):
-        seg = r.utterances[0]
-        windows.append(load_signal(u, spec)[seg.start * fe.hop_length:
-                                            fe.samples_for(seg.end)])
-    if FEATURES[kind] == "egemaps":
-        x = egemaps_functionals(windows, fe.sample_rate)
-    else:
-        x = utterance_statistics(inputs, windows, fe.sample_rate)
+
+    def compute() -> np.ndarray:
+        windows = []
+        for u, r in zip(utts, ex.recordings):
+            seg = r.utterances[0]
+            windows.append(load_signal(u, spec)[seg.start * fe.hop_length:
+                                                fe.samples_for(seg.end)])
+        if FEATURES[kind] == "egemaps":
+            return egemaps_functionals(windows, fe.sample_rate)
+        inputs = np.stack([first_input(r, spec) for r in ex.recordings])
+        return utterance_statistics(inputs, windows, fe.sample_rate)
+
+    x = clip_features(FEATURES[kind], compute, spec, utts, ex.recordings,
+                      cache_dir=cache_dir, use_cache=use_cache)
     y = np.array([label_map.index(u.label) for u in utts])
     speaker = np.array([u.speaker for u in utts])
     speakers = sorted_speakers(speaker)
@@ -175,6 +217,14 @@ def run_baseline(out: Path, spec: FeatureSpec, data: tuple[dict, ...],
               f" {s['macro_f1']:.3f}" + (f"; chose {chosen}" if chosen else ""),
               file=sys.stderr)
         trues.append(y[te])
+        fold_dir = out / "folds" / f"fold-{k + 1}"
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        write_json(fold_dir / "predictions.json", {  # as the Keras kinds' folds: pairable
+            "labels": labels,
+            "clips": [{"path": str(utts[i].path), "speaker": utts[i].speaker,
+                       "label": labels[y[i]], "predicted": labels[int(p)]}
+                      for i, p in zip(np.flatnonzero(te), pred)],
+        })
         preds.append(pred)
         fold_reports.append({
             "fold": k + 1, "test_speakers": list(test_spk), "val_speakers": [],
