@@ -16,30 +16,13 @@ from keras import layers
 
 from edge.errors import ConfigError
 from edge.features import Normalizer
+from train.blocks import conv_block as _conv_block
+from train.blocks import window_mean_removed as _window_mean_removed
 from train.lstm import UnrolledLSTM
 
 MODEL_KINDS = ("cnn", "cnn-lstm")
 """The shipped kinds, built here; the host-only Keras kinds are in :mod:`train.seed_models`
 (every kind: :data:`train.kinds.KINDS`)."""
-
-
-def _conv_block(x, filters: int, pool: tuple[int, int] | None, name: str):
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
-    x = layers.ReLU(name=f"{name}_relu")(x)
-    if pool is not None:
-        x = layers.MaxPooling2D(pool, name=f"{name}_pool")(x)
-    return x
-
-
-def _window_mean_removed(inputs, name: str = "cmn"):
-    """Subtract each coefficient's mean over the window's frames (per-window cepstral mean
-    normalisation): removes the speaker's, microphone's and gain's constant offsets. Built
-    from built-in layers (average pooling over time, broadcast subtraction), so it loads
-    without custom objects and converts to int8 builtin ops."""
-    frames = inputs.shape[1]
-    mean = layers.AveragePooling2D(pool_size=(frames, 1), name=f"{name}_mean")(inputs)
-    return layers.Subtract(name=name)([inputs, mean])
 
 
 def _attention_pooled(x, name: str = "attention"):

@@ -14,14 +14,14 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from train.models import _conv_block, _window_mean_removed
+from train.blocks import conv_block, window_mean_removed
 
 
 def _frames(inputs, time_pool: int, cmn: bool):
     """``(batch, frames, n_mfcc, channels)`` -> ``(batch, frames // time_pool, n_mfcc *
     channels)``: optional per-window mean removal, then each ``time_pool`` frames averaged
     (1: every 10 ms frame is a step)."""
-    x = _window_mean_removed(inputs) if cmn else inputs
+    x = window_mean_removed(inputs) if cmn else inputs
     if time_pool > 1:
         x = layers.AveragePooling2D((time_pool, 1), name="time_pool")(x)
     steps, freq, channels = x.shape[1], x.shape[2], x.shape[3]
@@ -76,10 +76,10 @@ def build_cnn_bilstm(input_shape: tuple[int, int, int], n_classes: int, *,
     ``lstm_units`` per direction (the first returning every step), softmax. About 0.3M
     parameters, 67 M multiply-adds for a (297, 40, 2) input."""
     inputs = keras.Input(shape=input_shape, name="normalized")
-    x = _window_mean_removed(inputs) if cmn else inputs
-    x = _conv_block(x, 32, (3, 2), "b1")  # 99 x 20
-    x = _conv_block(x, 64, (2, 2), "b2")  # 49 x 10
-    x = _conv_block(x, 64, (2, 2), "b3")  # 24 x 5
+    x = window_mean_removed(inputs) if cmn else inputs
+    x = conv_block(x, 32, (3, 2), "b1")  # 99 x 20
+    x = conv_block(x, 64, (2, 2), "b2")  # 49 x 10
+    x = conv_block(x, 64, (2, 2), "b3")  # 24 x 5
     steps, freq, channels = x.shape[1], x.shape[2], x.shape[3]
     x = layers.Reshape((steps, freq * channels), name="to_sequence")(x)
     x = layers.Dropout(dropout / 2, name="drop0")(x)
