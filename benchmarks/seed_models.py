@@ -139,6 +139,28 @@ def table(runs: list[dict[str, Any]], ref: dict[str, Any]) -> list[str]:
     return lines
 
 
+FIGURES = "reports/seed-models.json"
+"""The committed figures of the table, relative to the repository (the README's section)."""
+
+
+def readme_table(figures: dict[str, Any]) -> str:
+    """The README's short form of the table (generated section ``seed-models``), from the
+    ``.json`` this module writes: kind, accuracy, the paired difference against the cnn,
+    parameters."""
+    lines = ["| kind | accuracy, unseen speakers | against `cnn`, same recordings |"
+             " parameters |", "| --- | --- | --- | --- |"]
+    for r in figures["runs"]:
+        s, p = r["summary"], r["paired_against_reference"]
+        acc = (f"{s['accuracy_mean']:.3f} ({s['folds']} folds)" if s["folds"] > 1
+               else f"{s['accuracy_mean']:.3f} (fold {next(iter(r['folds']))})")
+        diff = "(reference)" if p is None and r["run"] == figures["reference"] else (
+            "—" if p is None else f"{p['difference']:+.3f} ± {p['standard_error']:.3f}")
+        lines.append(f"| `{r['kind']}` | {acc} | {diff} | {_count(r['parameters'])} |")
+    for kind in figures["not_measured"]:
+        lines.append(f"| `{kind}` | not measured here: weights not available | | |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.seed_models",
                                      description=__doc__.split("\n\n")[0])

@@ -144,6 +144,13 @@ def test_bad_combinations_are_one_line_and_exit_2(tmp_path, ravdess_dir, args, s
     assert not (tmp_path / "run").exists()
 
 
+def test_a_classical_run_cannot_teach(runs, tmp_path):
+    r = ser_train("--data", runs["cnn"].parent / "data", "--teacher", runs["svm"],
+                  "--out", tmp_path / "run")
+    assert r.exit_code == 2 and "a svm run cannot teach" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("kind", ["lstm", "svm"])
 def test_host_only_kinds_do_not_export(runs, tmp_path, kind):
     run_dir = runs[kind] / "folds" / "fold-1" if kind == "lstm" else runs[kind]

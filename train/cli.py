@@ -294,6 +294,14 @@ def _main(*, data, corpora, kind, out, folds, repeats, final, only_folds, cv_fro
     from train.run import run
 
     check_options(kind, _parse_options(model_options))
+    for teacher in teachers:
+        taught_by = None
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            taught_by = json.loads((Path(teacher) / "report.json").read_text())["model"]["kind"]
+        if taught_by in KINDS and KINDS[taught_by].family != "keras":
+            raise ConfigError(f"--teacher {teacher}: a {taught_by} run cannot teach (its model"
+                              " reads clip features, not the MFCC windows the student sees);"
+                              " use a Keras kind's run")
     plan = RunPlan(
         out=out, spec=spec, data=tuple(sources), folds=folds, repeats=repeats,
         test_speakers=test, final=final, only_folds=chosen_folds, cv_from=cv_from,
