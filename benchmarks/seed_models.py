@@ -154,7 +154,8 @@ def readme_table(figures: dict[str, Any]) -> str:
         acc = (f"{s['accuracy_mean']:.3f} ({s['folds']} folds)" if s["folds"] > 1
                else f"{s['accuracy_mean']:.3f} (fold {next(iter(r['folds']))})")
         diff = "(reference)" if p is None and r["run"] == figures["reference"] else (
-            "—" if p is None else f"{p['difference']:+.3f} ± {p['standard_error']:.3f}")
+            "—" if p is None else f"{p['difference']:+.3f} ± {p['standard_error']:.3f}"
+            f" (fold{'s' * (len(p['folds']) > 1)} {', '.join(map(str, p['folds']))})")
         lines.append(f"| `{r['kind']}` | {acc} | {diff} | {_count(r['parameters'])} |")
     for kind in figures["not_measured"]:
         lines.append(f"| `{kind}` | not measured here: weights not available | | |")
