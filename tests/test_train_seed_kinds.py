@@ -181,3 +181,16 @@ def test_the_comparison_table_pairs_every_kind_with_the_cnn(runs, tmp_path):
         assert pair["difference"] == pytest.approx(mine - cnn1)
     assert figures["conv1d"]["parameters"] > figures["cnn"]["parameters"]
     assert figures["svm"]["parameters"] is None  # no weights count for a classical kind
+
+
+def test_every_kind_is_registered_once_with_its_builder():
+    from train.baseline import CLASSIFIERS, FEATURES
+    from train.cli import MODELS
+    from train.kinds import KINDS, kinds_of
+    from train.models import builder_of
+
+    assert MODELS == tuple(KINDS)
+    assert all(builder_of(k) is not None for k in kinds_of("keras"))
+    assert set(kinds_of("classical")) == set(CLASSIFIERS) == set(FEATURES)
+    for kind in KINDS.values():  # exported, or a reason why not
+        assert kind.exportable != bool(kind.host_only), kind.name

@@ -27,23 +27,33 @@ class Kind:
     """A few words for ``--help``: the model and its size."""
     exportable: bool = False
     """``ser-export`` can turn it into a builtin-op int8 TFLite bundle for the device."""
+    host_only: str = ""
+    """Why it is not exported (for the message of :func:`require_exportable`)."""
     shipped: bool = False
     """One of the shipped bundles' kinds (``edge/models/``)."""
 
+
+_LSTM_LOOP = ("Keras's LSTM loop, not the unrolled per-gate LSTM (train/lstm.py) whose int8"
+              " conversion is verified")
+_CLASSICAL = "a scikit-learn model of clip features, no TFLite form"
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("cnn", "keras", "compact CNN, ~86k params", exportable=True, shipped=True),
     Kind("cnn-lstm", "keras", "CNN + unrolled LSTM, ~78k, int8-exportable", exportable=True,
          shipped=True),
-    Kind("lstm", "keras", "two stacked LSTMs over the MFCC frames, ~160k, host only"),
-    Kind("conv1d", "keras", "Conv1D stack 128/256/512 over the frames, ~0.9M, host only"),
-    Kind("cnn-bilstm", "keras", "CNN front + two bidirectional LSTMs, ~0.3M, host only"),
-    Kind("rf", "classical", "random forest on utterance statistics"),
+    Kind("lstm", "keras", "two stacked LSTMs over the MFCC frames, ~160k, host only",
+         host_only=_LSTM_LOOP),
+    Kind("conv1d", "keras", "Conv1D stack 128/256/512 over the frames, ~0.9M, host only",
+         host_only="0.9M parameters, about nine times the device's int8 size target"),
+    Kind("cnn-bilstm", "keras", "CNN front + two bidirectional LSTMs, ~0.3M, host only",
+         host_only=_LSTM_LOOP),
+    Kind("rf", "classical", "random forest on utterance statistics", host_only=_CLASSICAL),
     Kind("svm", "classical", "scaled RBF SVM on utterance statistics, C/gamma chosen on"
-         " training speakers"),
+         " training speakers", host_only=_CLASSICAL),
     Kind("knn", "classical", "scaled k-nearest neighbours on utterance statistics, k chosen on"
-         " training speakers"),
-    Kind("egemaps-svm", "classical", "eGeMAPSv02 functionals (opensmile) + linear SVM"),
+         " training speakers", host_only=_CLASSICAL),
+    Kind("egemaps-svm", "classical", "eGeMAPSv02 functionals (opensmile) + linear SVM",
+         host_only=_CLASSICAL),
 )}
 """Model kind -> :class:`Kind`, in the order ``--help`` lists them."""
 
@@ -66,6 +76,6 @@ def require_exportable(name: str) -> None:
     kind = KINDS.get(name)
     if kind is not None and not kind.exportable:
         exportable = ", ".join(k.name for k in KINDS.values() if k.exportable)
-        raise ConfigError(f"model kind {name!r} is host-only: it has no builtin-op int8 TFLite"
-                          f" form for the device (exportable kinds: {exportable}); use it on"
-                          " the host, e.g. as a --teacher")
+        raise ConfigError(f"model kind {name!r} is host-only ({kind.host_only}): ser-export"
+                          f" makes device bundles of {exportable}; use it on the host, e.g."
+                          " as a --teacher")
