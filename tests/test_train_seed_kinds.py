@@ -189,7 +189,7 @@ def test_every_kind_is_registered_once_with_its_builder():
     from train.kinds import KINDS, kinds_of
     from train.models import builder_of
 
-    assert MODELS == tuple(KINDS)
+    assert tuple(KINDS) == MODELS
     assert all(builder_of(k) is not None for k in kinds_of("keras"))
     assert set(kinds_of("classical")) == set(CLASSIFIERS) == set(FEATURES)
     for kind in KINDS.values():  # exported, or a reason why not

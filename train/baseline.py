@@ -244,7 +244,7 @@ def run_baseline(out: Path, spec: FeatureSpec, data: tuple[dict, ...],
     report = {
         "command": command, "labels": labels, "data": list(data),
         "model": {"kind": kind, "features": FEATURES[kind], "dimensions": int(x.shape[1]),
-                  "grid": {k: v for k, v in (CLASSIFIERS[kind](seed)[1] or {}).items()},
+                  "grid": CLASSIFIERS[kind](seed)[1] or {},
                   "final_chosen": chosen},
         "extra_data": [], "eval_data": [], "n_clips": len(utts), "n_extra_clips": 0,
         "speakers": speakers,
