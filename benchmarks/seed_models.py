@@ -114,7 +114,7 @@ def row(run: dict[str, Any], ref: dict[str, Any]) -> list[str]:
     p = paired(run, ref)
     diff = "—" if p is None else (
         "(reference)" if run is ref else
-        f"{p['difference']:+.3f} ± {p['standard_error']:.3f} (fold"
+        f"{p['difference']:+.3f} ± {p['standard_error']:.3f} (fold{'s' * (len(p['folds']) > 1)}"
         f" {', '.join(map(str, p['folds']))}, {p['n']} recordings)")
     fit = [f["seconds"] for f in run["folds"].values() if f["seconds"] is not None]
     timing = run["timing"]
