@@ -10,12 +10,14 @@ training speakers are marked.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks import seed_models
 from benchmarks.formatting import (
     agreement_of,
     f_,
@@ -399,6 +401,9 @@ def sections(r: dict[str, Any], default: str, root: str,
     (the quickstart's too when ``data``, the RAVDESS directory, is given)."""
     out = {"shipped": shipped_table(r, default), "picture": picture(r, default, root),
            "benchmark": readme_table(r), "recall": recall_table(r, default)}
+    figures = Path(__file__).resolve().parents[1] / seed_models.FIGURES
+    if figures.is_file():  # every model kind on the same folds (issue 23)
+        out["seed-models"] = seed_models.readme_table(json.loads(figures.read_text()))
     if data is not None:
         out.update(quickstart(data))
     return out

@@ -41,6 +41,7 @@ from export.graph import GraphSummary, require_builtin_ops, summarize
 from export.metadata import bundle_metadata
 from export.run import CORE_LAYER, RunConfig, fold_dirs, load_model, read_run
 from export.verify import bundle_probs, compare, keras_probs, pooled
+from train.kinds import require_exportable
 
 SIZE_TARGETS = {"cnn": 100 * 1024, "cnn-lstm": 150 * 1024}
 """int8 bundle size targets per model kind, bytes (KB = 1024 bytes, as ``edge-ser info``
@@ -279,6 +280,7 @@ def export_run(run_dir: str | Path, out: str | Path, options: ExportOptions) -> 
     if out.suffix != ".tflite":
         raise ConfigError(f"--out {out}: the bundle's name must end in .tflite")
     run = read_run(run_dir)
+    require_exportable(run.kind)
     corpus = run_utterances(run, options.data)
     model = load_model(run)
 

@@ -63,6 +63,9 @@ def read_run(directory: str | Path) -> RunConfig:
     if not d.is_dir():
         raise ConfigError(f"{directory}: no such run directory (train one with ser-train)")
     path = d / CONFIG_FILE
+    if not path.is_file() and (d / "model.pkl").is_file():
+        raise ConfigError(f"{d}: a run of a classical kind (model.pkl, scikit-learn) is"
+                          " host-only: it has no int8 TFLite form for the device")
     if not path.is_file():
         raise ConfigError(f"{d}: no {CONFIG_FILE}; is this a ser-train run directory?")
     if not (d / MODEL_FILE).is_file():

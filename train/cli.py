@@ -14,9 +14,10 @@ from edge.cli_errors import CliError
 from edge.errors import EXIT_INTERRUPTED, EdgeSerError
 from edge.features import FeatureSpec
 from train.conditions import CONDITIONS_HELP, ConditionsType
+from train.kinds import KINDS
 from train.pretrained import KINDS as PRETRAINED
 
-MODELS = ("cnn", "cnn-lstm", "rf", *PRETRAINED)
+MODELS = tuple(KINDS)
 CORPORA = ("ravdess", "crema-d", "tess", "savee", "emodb", "nemo", "csv")
 
 
@@ -52,9 +53,9 @@ def _parse_actors(text: str, speakers: list[str]) -> tuple[str, ...]:
 @click.option("--corpus", "corpora", multiple=True, type=click.Choice(CORPORA),
               help="Reader for each --data, in order (default: detected from file names).")
 @click.option("--model", "kind", type=click.Choice(MODELS), default="cnn", show_default=True,
-              help="cnn (~86k params), cnn-lstm (~78k, int8-exportable LSTM) or rf (random"
-                   " forest on utterance statistics, the classical baseline); with"
-                   " --pretrained weights, wav2vec2-rf or vgg16-lstm (host only).")
+              help="; ".join(f"{k.name}: {k.summary}" for k in KINDS.values())
+              + ". Only the exportable kinds run on the device; the others are host-side"
+                " comparisons and teachers.")
 @click.option("--pretrained", type=click.Path(path_type=Path), default=None,
               metavar="PATH",
               help="The weights of a pretrained --model, never downloaded: a Hugging Face"
@@ -231,12 +232,15 @@ def _main(*, data, corpora, kind, pretrained, out, folds, repeats, final, only_f
             "--extra-data": extra_data, "--eval-data": eval_data, "--teacher": teachers,
             "--repeats": repeats > 1, "--utterance-mean": utterance_mean, "--only-folds":
             only_folds, "--cv-from": cv_from, "--model-option": model_options})
-    if chosen_folds and (test_actors or cv_from is not None or kind == "rf"):
+    classical = KINDS[kind].family == "classical"
+    model_word = f"--model {kind}" if classical else "a classical --model"
+    if chosen_folds and (test_actors or cv_from is not None or classical):
         raise ConfigError("--only-folds picks folds of this run's cross-validation: it does"
-                          " not go with --test-actors, --cv-from or --model rf")
-    if cv_from is not None and (test_actors or not final or kind == "rf"):
+                          f" not go with --test-actors, --cv-from or {model_word}"
+                          " (classical kinds run every fold)")
+    if cv_from is not None and (test_actors or not final or classical):
         raise ConfigError("--cv-from trains only the shipped model: it does not go with"
-                          " --test-actors, --no-final or --model rf")
+                          f" --test-actors, --no-final or {model_word}")
     spec = FeatureSpec(window_seconds=window_seconds, utterance_mean=utterance_mean)
     utterances = []
     sources = []
@@ -289,19 +293,20 @@ def _main(*, data, corpora, kind, pretrained, out, folds, repeats, final, only_f
                               folds=folds, test_speakers=test, seed=seed, epochs=epochs,
                               batch_size=batch_size, cache_dir=cache_dir,
                               use_cache=not no_cache, command=command)
-    if kind == "rf":
+    if classical:
         from train.baseline import run_baseline
 
         unsupported = [name for name, given in (
             ("--extra-data", extra_data), ("--eval-data", eval_data), ("--teacher", teachers),
-            ("--repeats", repeats > 1), ("--utterance-mean", utterance_mean)) if given]
+            ("--repeats", repeats > 1), ("--utterance-mean", utterance_mean),
+            ("--model-option", model_options)) if given]
         if unsupported:
-            raise ConfigError(f"--model rf: {', '.join(unsupported)} not supported by the"
-                              " random-forest baseline (speaker folds of --data only)")
+            raise ConfigError(f"--model {kind}: {', '.join(unsupported)} not supported by the"
+                              " classical kinds (speaker folds of --data only)")
 
         return run_baseline(out, spec, tuple(sources), utterances, label_map, folds=folds,
                             test_speakers=test, seed=seed, cache_dir=cache_dir,
-                            use_cache=not no_cache, command=command)
+                            use_cache=not no_cache, command=command, kind=kind)
     from train.augment import WaveAugment
     from train.fit import TrainConfig
     from train.models import check_options
@@ -309,6 +314,14 @@ def _main(*, data, corpora, kind, pretrained, out, folds, repeats, final, only_f
     from train.run import run
 
     check_options(kind, _parse_options(model_options))
+    for teacher in teachers:
+        taught_by = None
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            taught_by = json.loads((Path(teacher) / "report.json").read_text())["model"]["kind"]
+        if taught_by in KINDS and KINDS[taught_by].family != "keras":
+            raise ConfigError(f"--teacher {teacher}: a {taught_by} run cannot teach (its model"
+                              " reads clip features, not the MFCC windows the student sees);"
+                              " use a Keras kind's run")
     plan = RunPlan(
         out=out, spec=spec, data=tuple(sources), folds=folds, repeats=repeats,
         test_speakers=test, final=final, only_folds=chosen_folds, cv_from=cv_from,

@@ -16,28 +16,13 @@ from keras import layers
 
 from edge.errors import ConfigError
 from edge.features import Normalizer
+from train.blocks import conv_block as _conv_block
+from train.blocks import window_mean_removed as _window_mean_removed
 from train.lstm import UnrolledLSTM
 
 MODEL_KINDS = ("cnn", "cnn-lstm")
-
-
-def _conv_block(x, filters: int, pool: tuple[int, int] | None, name: str):
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
-    x = layers.ReLU(name=f"{name}_relu")(x)
-    if pool is not None:
-        x = layers.MaxPooling2D(pool, name=f"{name}_pool")(x)
-    return x
-
-
-def _window_mean_removed(inputs, name: str = "cmn"):
-    """Subtract each coefficient's mean over the window's frames (per-window cepstral mean
-    normalisation): removes the speaker's, microphone's and gain's constant offsets. Built
-    from built-in layers (average pooling over time, broadcast subtraction), so it loads
-    without custom objects and converts to int8 builtin ops."""
-    frames = inputs.shape[1]
-    mean = layers.AveragePooling2D(pool_size=(frames, 1), name=f"{name}_mean")(inputs)
-    return layers.Subtract(name=name)([inputs, mean])
+"""The shipped kinds, built here; the host-only Keras kinds are in :mod:`train.seed_models`
+(every kind: :data:`train.kinds.KINDS`)."""
 
 
 def _attention_pooled(x, name: str = "attention"):
@@ -104,16 +89,26 @@ def build_cnn_lstm(input_shape: tuple[int, int, int], n_classes: int, *,
 
 
 BUILDERS = {"cnn": build_cnn, "cnn-lstm": build_cnn_lstm}
-"""Model kind -> the builder of its ``core``."""
+"""Model kind -> the builder of its ``core`` (the shipped kinds; :func:`builder_of` also
+knows :data:`train.seed_models.BUILDERS`)."""
+
+
+def builder_of(kind: str):
+    """The ``core`` builder of a Keras kind, or None (a classical kind, or unknown)."""
+    from train.seed_models import BUILDERS as SEED_BUILDERS
+
+    return {**BUILDERS, **SEED_BUILDERS}.get(kind)
 
 
 def build_core(kind: str, input_shape: tuple[int, int, int], n_classes: int, *,
                cmn: bool = False, **options) -> keras.Model:
-    """The ``core`` model of ``kind`` (``cnn`` or ``cnn-lstm``); ``options`` go to its
-    builder."""
-    builder = BUILDERS.get(kind)
+    """The ``core`` model of the Keras kind ``kind`` (:func:`train.kinds.kinds_of`
+    ``("keras")``); ``options`` go to its builder."""
+    from train.kinds import kinds_of
+
+    builder = builder_of(kind)
     if builder is None:
-        raise ConfigError(f"model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")
+        raise ConfigError(f"model kind {kind!r}: choose one of {', '.join(kinds_of('keras'))}")
     return builder(input_shape, n_classes, cmn=cmn, **options)
 
 
@@ -122,7 +117,7 @@ def check_options(kind: str, options: dict) -> None:
     feature is computed)."""
     import inspect
 
-    builder = BUILDERS.get(kind)
+    builder = builder_of(kind)
     if builder is None:
         return
     taken = [name for name, p in inspect.signature(builder).parameters.items()
@@ -153,19 +148,25 @@ def normalizer_of(model: keras.Model) -> Normalizer:
     return Normalizer(mean, np.sqrt(var))
 
 
+def _lstm_multiply_adds(layer: layers.LSTM, input_shape) -> int:
+    steps, units = int(input_shape[1]), layer.units
+    return steps * 4 * units * (int(input_shape[-1]) + units)
+
+
 def multiply_adds(model: keras.Model) -> int:
-    """Multiply-adds of one forward pass through conv, dense and LSTM layers (batch 1)."""
+    """Multiply-adds of one forward pass through conv (1-D and 2-D), dense, LSTM and
+    bidirectional LSTM layers (batch 1)."""
     total = 0
     for layer in model.layers:
-        if isinstance(layer, layers.Conv2D):
+        if isinstance(layer, (layers.Conv1D, layers.Conv2D)):
             out = layer.output.shape
-            k = layer.kernel.shape
-            total += int(np.prod(out[1:]) * k[0] * k[1] * k[2])
+            total += int(np.prod(out[1:]) * np.prod(layer.kernel.shape[:-1]))
         elif isinstance(layer, layers.Dense):
             rows = int(np.prod(layer.output.shape[1:-1])) if len(layer.output.shape) > 2 else 1
             total += rows * int(np.prod(layer.kernel.shape))
         elif isinstance(layer, layers.LSTM):
-            steps = int(layer.input.shape[1])
-            units = layer.units
-            total += steps * 4 * units * (int(layer.input.shape[-1]) + units)
+            total += _lstm_multiply_adds(layer, layer.input.shape)
+        elif isinstance(layer, layers.Bidirectional):
+            total += sum(_lstm_multiply_adds(d, layer.input.shape)
+                         for d in (layer.forward_layer, layer.backward_layer))
     return total
