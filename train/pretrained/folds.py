@@ -69,8 +69,10 @@ def write_report(out: Path, cv: dict[str, Any], *, command: str, model: dict[str
     summary = cv["summary"]
     report = {
         "command": command, "model": model, "labels": labels, "data": list(data),
-        "n_clips": n_clips, "speakers": speakers, "skipped_files": skipped,
+        "extra_data": [], "eval_data": [], "n_clips": n_clips, "n_extra_clips": 0,
+        "speakers": speakers, "skipped_files": skipped,
         "summary": summary, "pooled": cv["pooled"], "folds": cv["folds"], "final": None,
+        "cv_from": None,
         "seconds": round(time.perf_counter() - started, 1), "versions": versions(),
     }
     write_json(out / "report.json", report)
