@@ -34,6 +34,13 @@ NOT_MEASURED = {
 """Kinds that have no figures in this table, and why."""
 
 
+def _shown(run: Path) -> str:
+    """A run directory as the committed report names it (never a path of this machine)."""
+    from export.pipeline import portable_path
+
+    return portable_path(Path(run))
+
+
 def _json(path: Path) -> dict[str, Any] | None:
     """The JSON object in ``path``; None when it is missing or empty (a run still going)."""
     text = path.read_text().strip() if path.is_file() else ""
@@ -69,7 +76,7 @@ def read_run(run: Path) -> dict[str, Any]:
     config = _json(run / "folds" / f"fold-{first}" / "config.json") if first else None
     model = (config or {}).get("model") or {}
     timing = _timing(run.with_name(run.name + ".time.json"))
-    return {"run": str(run), "kind": report["model"]["kind"], "summary": report["summary"],
+    return {"run": _shown(run), "kind": report["model"]["kind"], "summary": report["summary"],
             "folds": folds, "parameters": model.get("parameters"),
             "multiply_adds": model.get("multiply_adds"), "timing": timing}
 
@@ -184,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                   "paired_against_reference": paired(r, ref) if r is not ref else None}
                for r in runs]
     args.out.with_suffix(".json").write_text(json.dumps(
-        {"setting": args.setting, "reference": str(args.reference), "runs": figures,
+        {"setting": args.setting, "reference": _shown(args.reference), "runs": figures,
          "not_measured": NOT_MEASURED}, indent=1) + "\n")
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}", file=sys.stderr)
     return 0
