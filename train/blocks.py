@@ -25,3 +25,10 @@ def window_mean_removed(inputs, name: str = "cmn"):
     frames = inputs.shape[1]
     mean = layers.AveragePooling2D(pool_size=(frames, 1), name=f"{name}_mean")(inputs)
     return layers.Subtract(name=name)([inputs, mean])
+
+
+def as_sequence(x, name: str = "to_sequence"):
+    """``(batch, steps, freq, channels)`` -> ``(batch, steps, freq * channels)``: a conv
+    front's output as a sequence over time for a recurrent layer."""
+    steps, freq, channels = x.shape[1], x.shape[2], x.shape[3]
+    return layers.Reshape((steps, freq * channels), name=name)(x)

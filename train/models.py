@@ -16,6 +16,7 @@ from keras import layers
 
 from edge.errors import ConfigError
 from edge.features import Normalizer
+from train.blocks import as_sequence
 from train.blocks import conv_block as _conv_block
 from train.blocks import window_mean_removed as _window_mean_removed
 from train.lstm import UnrolledLSTM
@@ -78,8 +79,7 @@ def build_cnn_lstm(input_shape: tuple[int, int, int], n_classes: int, *,
     x = _conv_block(x, 16, (3, 2), "b1")  # 99 x 20
     x = _conv_block(x, 32, (3, 2), "b2")  # 33 x 10
     x = _conv_block(x, 64, (3, 2), "b3")  # 11 x 5
-    steps, freq, channels = x.shape[1], x.shape[2], x.shape[3]
-    x = layers.Reshape((steps, freq * channels), name="to_sequence")(x)
+    x = as_sequence(x)
     x = layers.Dropout(dropout / 2, name="drop0")(x)
     x = layers.Dense(64, activation="relu", name="project")(x)
     x = UnrolledLSTM(lstm_units, name="lstm")(x)

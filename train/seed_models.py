@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from train.blocks import conv_block, window_mean_removed
+from train.blocks import as_sequence, conv_block, window_mean_removed
 
 
 def _frames(inputs, time_pool: int, cmn: bool):
@@ -24,8 +24,7 @@ def _frames(inputs, time_pool: int, cmn: bool):
     x = window_mean_removed(inputs) if cmn else inputs
     if time_pool > 1:
         x = layers.AveragePooling2D((time_pool, 1), name="time_pool")(x)
-    steps, freq, channels = x.shape[1], x.shape[2], x.shape[3]
-    return layers.Reshape((steps, freq * channels), name="to_sequence")(x)
+    return as_sequence(x)
 
 
 def build_lstm(input_shape: tuple[int, int, int], n_classes: int, *, dropout: float = 0.3,
@@ -80,8 +79,7 @@ def build_cnn_bilstm(input_shape: tuple[int, int, int], n_classes: int, *,
     x = conv_block(x, 32, (3, 2), "b1")  # 99 x 20
     x = conv_block(x, 64, (2, 2), "b2")  # 49 x 10
     x = conv_block(x, 64, (2, 2), "b3")  # 24 x 5
-    steps, freq, channels = x.shape[1], x.shape[2], x.shape[3]
-    x = layers.Reshape((steps, freq * channels), name="to_sequence")(x)
+    x = as_sequence(x)
     x = layers.Dropout(dropout / 2, name="drop0")(x)
     x = layers.Dense(128, activation="relu", name="project")(x)
     x = layers.Bidirectional(layers.LSTM(lstm_units, return_sequences=True),
