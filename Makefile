@@ -29,7 +29,7 @@ lint: venv
 	$(BIN)/ruff check .
 
 test: venv sysdeps lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 DEMO_ARGS ?=
 demo: venv sysdeps
@@ -47,7 +47,8 @@ BENCH_ARGS ?=
 bench: venv
 	$(BIN)/ser-bench --data $(SER_DATA) --out reports $(BENCH_ARGS)
 
-# Re-train and re-export the shipped bundles in edge/models/ (about 2.5 h on 2 cores).
+# Re-train and re-export the shipped bundles in edge/models/ (each family a 4-fold
+# cross-validation and its shipped model: about 6 h on 2 cores).
 models: venv
 	SER_DATA=$(SER_DATA) bash tools/make_models.sh
 
