@@ -16,9 +16,7 @@ from keras import layers
 
 from edge.errors import ConfigError
 from edge.features import Normalizer
-from train.blocks import as_sequence
-from train.blocks import conv_block as _conv_block
-from train.blocks import window_mean_removed as _window_mean_removed
+from train.blocks import as_sequence, conv_block, window_mean_removed
 from train.lstm import UnrolledLSTM
 
 MODEL_KINDS = ("cnn", "cnn-lstm")
@@ -50,11 +48,11 @@ def build_cnn(input_shape: tuple[int, int, int], n_classes: int, *,
     a 64-unit dense layer, softmax. About 86k parameters and 28 M multiply-adds for a
     (297, 40, 2) input."""
     inputs = keras.Input(shape=input_shape, name="normalized")
-    x = _window_mean_removed(inputs) if cmn else inputs
-    x = _conv_block(x, 16, (3, 2), "b1")  # 99 x 20
-    x = _conv_block(x, 32, (2, 2), "b2")  # 49 x 10
-    x = _conv_block(x, 64, (2, 2), "b3")  # 24 x 5
-    x = _conv_block(x, 96, None, "b4")
+    x = window_mean_removed(inputs) if cmn else inputs
+    x = conv_block(x, 16, (3, 2), "b1")  # 99 x 20
+    x = conv_block(x, 32, (2, 2), "b2")  # 49 x 10
+    x = conv_block(x, 64, (2, 2), "b3")  # 24 x 5
+    x = conv_block(x, 96, None, "b4")
     if pooling == "attention":
         x = _attention_pooled(x)
     elif pooling == "average":
@@ -75,10 +73,10 @@ def build_cnn_lstm(input_shape: tuple[int, int, int], n_classes: int, *,
     the 11 steps (so the int8 converter sees static shapes and builtin ops), a dense softmax
     head. About 78k parameters, 19 M multiply-adds."""
     inputs = keras.Input(shape=input_shape, name="normalized")
-    x = _window_mean_removed(inputs) if cmn else inputs
-    x = _conv_block(x, 16, (3, 2), "b1")  # 99 x 20
-    x = _conv_block(x, 32, (3, 2), "b2")  # 33 x 10
-    x = _conv_block(x, 64, (3, 2), "b3")  # 11 x 5
+    x = window_mean_removed(inputs) if cmn else inputs
+    x = conv_block(x, 16, (3, 2), "b1")  # 99 x 20
+    x = conv_block(x, 32, (3, 2), "b2")  # 33 x 10
+    x = conv_block(x, 64, (3, 2), "b3")  # 11 x 5
     x = as_sequence(x)
     x = layers.Dropout(dropout / 2, name="drop0")(x)
     x = layers.Dense(64, activation="relu", name="project")(x)
